@@ -1,0 +1,58 @@
+// Tensor -> AttentionParams, shared by the CPU and CUDA bindings. Every check names its argument.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "../kernels/attention.h"
+#include "checks.h"
+
+namespace nbp {
+
+inline Strides4 strides_of(const at::Tensor& t) { return Strides4{t.stride(0), t.stride(1), t.stride(2)}; }
+
+// Last dimension contiguous, as the kernels require.
+inline at::Tensor rows_contiguous(const at::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
+
+inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                             int64_t block_size, int64_t prefix_len, int64_t q_offset,
+                                             double scale) {
+  check_rank(q, 4, "q", "(B, H, Nq, D)");
+  check_rank(k, 4, "k", "(B, Hkv, Nk, D)");
+  check_rank(v, 4, "v", "(B, Hkv, Nk, D)");
+  check_same_device(q, "q", k, "k");
+  check_same_device(q, "q", v, "v");
+  const DType dt = to_kernel_dtype(q, "q");
+  TORCH_CHECK_TYPE(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+                   "q, k and v must share one dtype, got ", q.scalar_type(), ", ", k.scalar_type(), ", ",
+                   v.scalar_type());
+  NBP_CHECK(k.sizes() == v.sizes(), "k and v must have the same shape, got ", k.sizes(), " and ", v.sizes());
+  NBP_CHECK(q.size(0) == k.size(0), "q and k must have the same batch size, got ", q.size(0), " and ",
+            k.size(0));
+  NBP_CHECK(q.size(3) == k.size(3), "q and k must have the same head dim, got ", q.size(3), " and ", k.size(3));
+  NBP_CHECK(q.size(3) >= 1 && q.size(3) <= kMaxHeadDim, "head dim (q.shape[-1]) must be in [1, ", kMaxHeadDim,
+            "], got ", q.size(3));
+  NBP_CHECK(k.size(1) >= 1 && q.size(1) % k.size(1) == 0,
+            "the number of query heads (q.shape[1] = ", q.size(1),
+            ") must be a multiple of the number of key/value heads (k.shape[1] = ", k.size(1), ")");
+  NBP_CHECK(k.size(2) >= 1, "k and v must hold at least one key, got Nk = ", k.size(2));
+  NBP_CHECK(block_size >= 1, "block_size must be >= 1, got ", block_size);
+  NBP_CHECK(prefix_len >= 0, "prefix_len must be >= 0, got ", prefix_len);
+  NBP_CHECK(q_offset >= 0, "q_offset must be >= 0, got ", q_offset);
+  NBP_CHECK(std::isfinite(scale), "scale must be finite, got ", scale);
+
+  AttentionParams p;
+  p.batch = q.size(0);
+  p.heads = q.size(1);
+  p.kv_heads = k.size(1);
+  p.q_len = q.size(2);
+  p.k_len = k.size(2);
+  p.head_dim = q.size(3);
+  p.block_size = block_size;
+  p.prefix_len = prefix_len;
+  p.q_offset = q_offset;
+  p.scale = static_cast<float>(scale);
+  p.dtype = dt;
+  return p;
+}
+
+}  // namespace nbp

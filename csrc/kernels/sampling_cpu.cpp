@@ -18,17 +18,63 @@ namespace nbp {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int kLanes = 8;  // padding of the scratch rows
 
 template <typename T>
 inline double load_logit(const void* base, int64_t offset) {
   return static_cast<double>(cpu::load_elem(static_cast<const T*>(base)[offset]));
 }
 
+// e^x for x <= 0 in double, ~1 ulp, vectorisable; 0 below -708 and for -inf.
+inline double exp_nonpositive(double x) {
+  const bool under = !(x >= -708.0);  // also -inf and NaN
+  x = under ? -708.0 : x;
+  const double magic = 6755399441055744.0;  // 1.5 * 2^52: rounds to the nearest integer
+  const double n = (x * 1.4426950408889634 + magic) - magic;
+  const double r = (x - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  double p = 1.0 / 6227020800.0;  // 1/13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  const uint64_t bits = static_cast<uint64_t>(static_cast<int64_t>(n) + 1023) << 52;
+  double scale;
+  std::memcpy(&scale, &bits, 8);
+  return under ? 0.0 : p * scale;
+}
+
 struct Scratch {
-  std::vector<double> x, sel, e, w;
+  std::vector<double> x, val, e, buf;
   std::vector<int32_t> idx;
-  explicit Scratch(int64_t vocab) : x(vocab), sel(vocab), e(vocab), w(vocab), idx(vocab) {}
+  explicit Scratch(int64_t vocab)
+      : x(vocab + kLanes), val(vocab + kLanes), e(vocab + kLanes), buf(vocab + kLanes), idx(vocab + kLanes) {}
 };
+
+// Sorted strided sample of x[0, n): brackets [lo, hi] around the k-th largest with high
+// probability. Returns false when n is too small for sampling to pay.
+bool bracket_kth(const double* x, int64_t n, int64_t k, double* lo, double* hi) {
+  constexpr int64_t kSample = 1024;
+  if (n <= 8 * kSample) return false;
+  double sample[kSample];
+  const int64_t stride = n / kSample;
+  for (int64_t i = 0; i < kSample; ++i) sample[i] = x[i * stride];
+  std::sort(sample, sample + kSample, std::greater<double>());
+  const double ks = static_cast<double>(k) * kSample / static_cast<double>(n);
+  const int64_t margin = 16 + static_cast<int64_t>(4.0 * std::sqrt(ks + 1.0));
+  const int64_t hi_at = static_cast<int64_t>(ks) - margin, lo_at = static_cast<int64_t>(ks) + margin;
+  *hi = hi_at < 0 ? kInf : sample[hi_at];
+  *lo = lo_at >= kSample ? -kInf : sample[lo_at];
+  return true;
+}
 
 // Step 5: the value e_(m) of the m-th largest entry, m being the fewest largest entries whose sum
 // reaches `need`. Reorders w[0, n).
@@ -69,77 +115,139 @@ Status sample_row(const SamplingParams& p, int64_t b, int64_t l, Scratch& s) {
   double* x = s.x.data();
 
   // 1. guidance
-  bool bad = false;
-  int64_t finite = 0;
+  int bad = 0;
   if (p.uncond_logits != nullptr) {
     const double g = p.cfg_scale;
     for (int64_t v = 0; v < V; ++v) {
       const double c = load_logit<T>(p.logits, off_c + v), u = load_logit<T>(p.uncond_logits, off_u + v);
-      bad |= std::isnan(c) || std::isnan(u) || c == kInf || u == kInf;
-      x[v] = (c == -kInf || u == -kInf) ? -kInf : u + g * (c - u);
+      bad |= (c != c) | (u != u) | (c == kInf) | (u == kInf);
+      x[v] = (c == -kInf) | (u == -kInf) ? -kInf : u + g * (c - u);
     }
   } else {
-    for (int64_t v = 0; v < V; ++v) {
-      const double c = load_logit<T>(p.logits, off_c + v);
-      bad |= std::isnan(c) || c == kInf;
-      x[v] = c;
-    }
+    for (int64_t v = 0; v < V; ++v) x[v] = load_logit<T>(p.logits, off_c + v);
   }
-  if (bad) return Status::kNonFiniteLogits;
+  // Maximum and validity (NaN or +inf anywhere makes the row invalid).
   double mx = -kInf;
-  int64_t arg = -1;
+  int64_t finite = 0;
+#pragma omp simd reduction(max : mx) reduction(| : bad) reduction(+ : finite)
   for (int64_t v = 0; v < V; ++v) {
-    if (x[v] > mx) { mx = x[v]; arg = v; }
-    finite += x[v] > -kInf;
+    const double y = x[v];
+    bad |= (y != y) | (y == kInf);
+    finite += y > -kInf;
+    mx = y > mx ? y : mx;
   }
-  if (finite == 0 || std::isinf(mx)) return Status::kNonFiniteLogits;  // +inf from huge guidance too
+  if (bad || mx == -kInf) return Status::kNonFiniteLogits;
   int64_t* out = p.tokens + b * p.block_len + l;
 
-  // 2. temperature (0: greedy)
-  if (p.temperature == 0.0) { *out = arg; return Status::kOk; }
+  // 2. temperature (0: greedy, the lowest index of the maximum)
+  if (p.temperature == 0.0) {
+    int64_t arg = 0;
+    while (x[arg] != mx) ++arg;
+    *out = arg;
+    return Status::kOk;
+  }
   const double inv_t = 1.0 / p.temperature;
 
-  // 3. top-k threshold by selection
+  // 3. top-k: the k-th largest by selection. Every entry >= the bracket's lower end (or, without
+  // top-k, every finite entry) is gathered as (value, index) in vocabulary order on the way.
+  double* val = s.val.data();
+  int32_t* idx = s.idx.data();
   double thr = -kInf;
-  if (p.top_k > 0 && p.top_k < finite) {
-    int64_t n = 0;
-    for (int64_t v = 0; v < V; ++v)
-      if (x[v] > -kInf) s.sel[n++] = x[v];
-    std::nth_element(s.sel.begin(), s.sel.begin() + (p.top_k - 1), s.sel.begin() + n, std::greater<double>());
-    thr = s.sel[p.top_k - 1];
+  int64_t n = 0;
+  const bool use_top_k = p.top_k > 0 && p.top_k < finite;
+  double lo = -kInf, hi = kInf;
+  const bool bracketed = use_top_k && bracket_kth(x, V, p.top_k, &lo, &hi);
+  if (bracketed) {
+    double* cand = s.buf.data();
+    int64_t above = 0, m = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double y = x[v];
+      above += y > hi;
+      cand[m] = y;
+      m += (y <= hi) & (y >= lo);
+      val[n] = y;
+      idx[n] = static_cast<int32_t>(v);
+      n += (y >= lo) & (y > -kInf);
+    }
+    if (above < p.top_k && above + m >= p.top_k) {
+      const int64_t rank = p.top_k - 1 - above;
+      std::nth_element(cand, cand + rank, cand + m, std::greater<double>());
+      thr = cand[rank];
+    } else {
+      n = 0;  // the bracket missed: select over the whole row
+    }
+  }
+  if (n == 0) {
+    for (int64_t v = 0; v < V; ++v) {
+      val[n] = x[v];
+      idx[n] = static_cast<int32_t>(v);
+      n += x[v] > -kInf;
+    }
+    if (use_top_k) {
+      double* cand = s.buf.data();
+      std::copy(val, val + n, cand);
+      std::nth_element(cand, cand + (p.top_k - 1), cand + n, std::greater<double>());
+      thr = cand[p.top_k - 1];
+    }
+  }
+  if (use_top_k) {  // keep value >= thr, in place, order preserved
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      val[kept] = val[i];
+      idx[kept] = idx[i];
+      kept += val[i] >= thr;
+    }
+    n = kept;
   }
 
-  // 4. softmax over the kept set, in vocabulary order
-  int64_t kept = 0;
-  for (int64_t v = 0; v < V; ++v)
-    if (x[v] >= thr && x[v] > -kInf) s.idx[kept++] = static_cast<int32_t>(v);
+  // 4. softmax weights of the kept set
+  double* e = s.e.data();
   double total = 0.0;
-  for (int64_t i = 0; i < kept; ++i) {
-    const double e = std::exp((x[s.idx[i]] - mx) * inv_t);
-    s.e[i] = e;
-    total += e;
+#pragma omp simd reduction(+ : total)
+  for (int64_t i = 0; i < n; ++i) {
+    const double w = exp_nonpositive((val[i] - mx) * inv_t);
+    e[i] = w;
+    total += w;
   }
 
-  // 5. top-p
+  // 5. top-p: the threshold among the weights
   double tau = 0.0;
   if (p.top_p < 1.0) {
-    std::copy(s.e.begin(), s.e.begin() + kept, s.w.begin());
-    tau = top_p_threshold(s.w.data(), kept, p.top_p * total);
+    double* w = s.buf.data();
+    std::copy(e, e + n, w);
+    tau = top_p_threshold(w, n, p.top_p * total);
   }
 
-  // 6. inverse-CDF draw over the kept entries in vocabulary order
+  // 6. inverse-CDF draw over the kept weights in vocabulary order, chunk sums first
+  constexpr int64_t kChunk = 256;
   double mass = 0.0;
-  for (int64_t i = 0; i < kept; ++i)
-    if (s.e[i] >= tau) mass += s.e[i];
+#pragma omp simd reduction(+ : mass)
+  for (int64_t i = 0; i < n; ++i) mass += e[i] >= tau ? e[i] : 0.0;
   const double target = sampling_uniform(static_cast<uint64_t>(p.seeds[b]), p.offset,
                                          static_cast<uint32_t>(l)) * mass;
   double acc = 0.0;
   int64_t token = -1;
-  for (int64_t i = 0; i < kept; ++i) {
-    if (s.e[i] < tau) continue;
-    acc += s.e[i];
-    token = s.idx[i];
-    if (acc > target) break;
+  for (int64_t c0 = 0; c0 < n && token < 0; c0 += kChunk) {
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    double chunk = 0.0;
+#pragma omp simd reduction(+ : chunk)
+    for (int64_t i = c0; i < c1; ++i) chunk += e[i] >= tau ? e[i] : 0.0;
+    if (acc + chunk <= target) {  // the running sum crosses the target in a later chunk
+      acc += chunk;
+      continue;
+    }
+    for (int64_t i = c0; i < c1; ++i) {
+      if (!(e[i] > 0.0 && e[i] >= tau)) continue;
+      acc += e[i];
+      if (acc > target) {
+        token = idx[i];
+        break;
+      }
+    }
+  }
+  if (token < 0) {  // rounding left the draw past the end: the last kept index
+    for (int64_t i = n - 1; i >= 0; --i)
+      if (e[i] > 0.0 && e[i] >= tau) { token = idx[i]; break; }
   }
   *out = token;
   return Status::kOk;

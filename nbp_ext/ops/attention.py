@@ -100,6 +100,11 @@ def block_causal_attention(
     """
     if not _ext.loaded:
         _ext.load()
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 4:
+            raise ValueError(f"{name} must be a 4-D tensor (B, heads, N, D), got {getattr(t, 'shape', type(t))}")
+        if t.device != q.device:
+            raise ValueError(f"{name} is on {t.device} but q is on {q.device}: all tensors must be on one device")
     _check_int("block_size", block_size, 1)
     _check_int("prefix_len", prefix_len, 0)
     _check_int("q_offset", q_offset, 0)

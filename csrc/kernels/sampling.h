@@ -2,9 +2,9 @@
 // drawn independently:
 //
 //   1. guidance   x = u + s * (c - u)          (only when uncond logits are given; -inf if c or u is)
-//   2. temperature x = x / T                   (T == 0: greedy, the lowest index of the maximum)
+//   2. temperature T: T == 0 is greedy (the lowest index of the maximum x), else it scales step 4
 //   3. top-k      keep x >= (k-th largest x)   (k <= 0 or k >= V: keep all; ties at the cut are kept)
-//   4. softmax    e = exp(x - max x) over the kept set, S = sum e
+//   4. softmax    e = exp((x - max x) * (1 / T)) over the kept set, S = sum e
 //   5. top-p      sort e descending, m = the fewest entries whose sum >= p * S, keep e >= e_(m)
 //   6. draw       u = sampling_uniform(seed_b, offset, l) (philox.h); the token is the first kept index
 //                 v, in vocabulary order, whose running sum of kept e exceeds u * (sum of kept e)

@@ -1,0 +1,12 @@
+// Block-causal attention backward on CUDA, fp16 storage: one instantiation per file so builds parallelise.
+#include "attention_cuda.cuh"
+
+namespace nbp {
+namespace cuda_attn {
+
+Status backward_fp16(const AttentionParams& p, void* workspace, cudaStream_t stream) {
+  return launch_backward<__half>(p, workspace, stream);
+}
+
+}  // namespace cuda_attn
+}  // namespace nbp

@@ -1,0 +1,10 @@
+// Block-causal attention forward on CUDA, bf16 storage: one instantiation per file so builds parallelise.
+#include "attention_cuda.cuh"
+
+namespace nbp {
+namespace cuda_attn {
+
+Status forward_bf16(const AttentionParams& p, cudaStream_t stream) { return launch_forward<__nv_bfloat16>(p, stream); }
+
+}  // namespace cuda_attn
+}  // namespace nbp

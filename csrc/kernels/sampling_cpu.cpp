@@ -107,6 +107,40 @@ double top_p_threshold(double* w, int64_t n, double need) {
   return hi > lo ? w[hi - 1] : 0.0;  // rounding: keep everything that is left
 }
 
+// Step 5 on the weights e[0, n): a strided sample estimates where the descending cumulative mass
+// reaches `need`; one pass sums the mass above the estimate's bracket and gathers the entries inside
+// it; the exact selection then runs on that small set. The full selection is the fallback.
+double top_p_cut(const double* e, int64_t n, double need, double* buf) {
+  constexpr int64_t kSample = 1024;
+  if (n > 8 * kSample) {
+    double sample[kSample];
+    const int64_t stride = n / kSample;
+    for (int64_t i = 0; i < kSample; ++i) sample[i] = e[i * stride];
+    std::sort(sample, sample + kSample, std::greater<double>());
+    const double per_sample = static_cast<double>(n) / kSample;
+    double est = 0.0;
+    int64_t j = 0;
+    while (j < kSample - 1 && (est += sample[j] * per_sample) < need) ++j;
+    const int64_t margin = 16 + static_cast<int64_t>(4.0 * std::sqrt(static_cast<double>(j) + 1.0));
+    const double hi = j - margin < 0 ? kInf : sample[j - margin];
+    const double lo = j + margin >= kSample ? 0.0 : sample[j + margin];
+    double above = 0.0, inside = 0.0;
+    int64_t m = 0;
+#pragma omp simd reduction(+ : above)
+    for (int64_t i = 0; i < n; ++i) above += e[i] > hi ? e[i] : 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double w = e[i];
+      buf[m] = w;
+      const bool in = (w <= hi) & (w >= lo);
+      inside += in ? w : 0.0;
+      m += in;
+    }
+    if (above < need && above + inside >= need) return top_p_threshold(buf, m, need - above);
+  }
+  std::copy(e, e + n, buf);
+  return top_p_threshold(buf, n, need);
+}
+
 template <typename T>
 Status sample_row(const SamplingParams& p, int64_t b, int64_t l, Scratch& s) {
   const int64_t V = p.vocab;
@@ -213,9 +247,7 @@ Status sample_row(const SamplingParams& p, int64_t b, int64_t l, Scratch& s) {
   // 5. top-p: the threshold among the weights
   double tau = 0.0;
   if (p.top_p < 1.0) {
-    double* w = s.buf.data();
-    std::copy(e, e + n, w);
-    tau = top_p_threshold(w, n, p.top_p * total);
+    tau = top_p_cut(e, n, p.top_p * total, s.buf.data());
   }
 
   // 6. inverse-CDF draw over the kept weights in vocabulary order, chunk sums first

@@ -1,6 +1,7 @@
 // Small CPU building blocks for the attention kernels: element loads/stores for the storage types,
 // a vectorisable exp2, and register-blocked fp32 tile products that the compiler turns into SIMD
-// FMAs (-O3 with the host's vector ISA). Plain loops with compile-time trip counts, no intrinsics.
+// FMAs (-O3 with the host's vector ISA). Plain loops with compile-time trip counts, no intrinsics
+// (with AVX-512 the tile-product micro-kernel spells its vectors with the GCC/Clang vector extension).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +14,15 @@ namespace cpu {
 
 constexpr int kTileQ = 64;  // query rows per tile
 constexpr int kTileK = 64;  // key columns per tile
-constexpr int kRowBlock = 4;
+constexpr int kPanel = 64;  // output columns per micro-kernel call: 4 AVX-512 vectors
+// Output rows per micro-kernel call. kRowBlock x kPanel accumulators should stay in registers:
+// with AVX-512, 6 rows are 24 of the 32 zmm registers, leaving room for the kPanel elements of B.
+// Narrower ISAs spill some of them whatever the height; 3 rows measured best with AVX2.
+#if defined(__AVX512F__)
+constexpr int kRowBlock = 6;
+#else
+constexpr int kRowBlock = 3;
+#endif
 
 inline float load_elem(float x) { return x; }
 inline float load_elem(BFloat16 x) {
@@ -67,83 +76,125 @@ inline float exp2_approx(float x) {
   return p * scale;
 }
 
-// C[m][kTileK] = A[m][depth] (row stride lda) x Bt[depth][kTileK].
-inline void gemm_abt(const float* __restrict A, int64_t lda, const float* __restrict Bt, int depth,
-                     float* __restrict C, int m) {
-  int r = 0;
-  for (; r + kRowBlock <= m; r += kRowBlock) {
-    float acc[kRowBlock][kTileK] = {};
-    const float* a = A + r * lda;
-    for (int d = 0; d < depth; ++d) {
-      const float* b = Bt + d * kTileK;
-      const float a0 = a[d], a1 = a[lda + d], a2 = a[2 * lda + d], a3 = a[3 * lda + d];
-#pragma GCC ivdep
-      for (int c = 0; c < kTileK; ++c) {
-        acc[0][c] += a0 * b[c];
-        acc[1][c] += a1 * b[c];
-        acc[2][c] += a2 * b[c];
-        acc[3][c] += a3 * b[c];
-      }
+// Tile products. One routine covers the three products of the attention kernels:
+//   C[m][width] (=|+=) A[m][depth] x B[depth][width]
+// B is row-major (row stride ldb). A is row-major (A[r * lda + k]) or, with kTransA, stored
+// transposed (A[k * lda + r]); the transposed form lets a product consume a tile that was computed
+// in the other orientation without an explicit transpose. The micro-kernel keeps a
+// rows x kPanel block of C in registers and, per step of the depth, broadcasts one element of A per
+// row against kPanel contiguous elements of B: plain loops with compile-time trip counts that the
+// compiler turns into SIMD FMAs.
+#if defined(__AVX512F__) && defined(__GNUC__)
+// AVX-512: the same loops over 16-float vectors (GCC/Clang vector extension, not intrinsics). The
+// accumulators are then plain values that stay in zmm registers from the first load to the last
+// store; as a float array, the compiler copies them through the stack on the way out (~6% slower).
+typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
+static_assert(kPanel % 16 == 0, "kPanel must be a whole number of 16-float vectors");
+
+template <int R, bool kTransA, bool kAccumulate>
+inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
+                       int depth, float* __restrict C, int64_t ldc) {
+  constexpr int kVecs = kPanel / 16;
+  Vec16 acc[R][kVecs];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < kVecs; ++v) {
+      if constexpr (kAccumulate) std::memcpy(&acc[i][v], C + i * ldc + 16 * v, sizeof(Vec16));
+      else acc[i][v] = Vec16{};
     }
-    std::memcpy(C + r * kTileK, acc, sizeof(acc));
+  for (int k = 0; k < depth; ++k) {
+    Vec16 b[kVecs];
+    for (int v = 0; v < kVecs; ++v) std::memcpy(&b[v], B + k * ldb + 16 * v, sizeof(Vec16));
+    for (int i = 0; i < R; ++i) {
+      const float a = kTransA ? A[k * lda + i] : A[i * lda + k];
+      for (int v = 0; v < kVecs; ++v) acc[i][v] += a * b[v];
+    }
   }
-  for (; r < m; ++r) {
-    float acc[kTileK] = {};
-    const float* a = A + r * lda;
-    for (int d = 0; d < depth; ++d) {
-      const float* b = Bt + d * kTileK;
-      const float a0 = a[d];
-#pragma GCC ivdep
-      for (int c = 0; c < kTileK; ++c) acc[c] += a0 * b[c];
+  for (int i = 0; i < R; ++i)
+    for (int v = 0; v < kVecs; ++v) std::memcpy(C + i * ldc + 16 * v, &acc[i][v], sizeof(Vec16));
+}
+#else
+template <int R, bool kTransA, bool kAccumulate>
+inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
+                       int depth, float* __restrict C, int64_t ldc) {
+  // depth >= 1. The first step initialises the accumulators (rather than zero-filling them, which
+  // the compiler turns into a memset of a stack copy instead of register moves).
+  float acc[R][kPanel];
+  for (int i = 0; i < R; ++i) {
+    const float a = kTransA ? A[i] : A[i * lda];
+    for (int c = 0; c < kPanel; ++c) {
+      if constexpr (kAccumulate) acc[i][c] = C[i * ldc + c] + a * B[c];
+      else acc[i][c] = a * B[c];
     }
-    std::memcpy(C + r * kTileK, acc, sizeof(acc));
+  }
+  for (int k = 1; k < depth; ++k) {
+    const float* b = B + k * ldb;
+    float a[R];
+    for (int i = 0; i < R; ++i) a[i] = kTransA ? A[k * lda + i] : A[i * lda + k];
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < kPanel; ++c) acc[i][c] += a[i] * b[c];
+  }
+  for (int i = 0; i < R; ++i)
+    for (int c = 0; c < kPanel; ++c) C[i * ldc + c] = acc[i][c];
+}
+#endif
+
+// Any m x w block (w < kPanel: the last columns of an odd head size), one row at a time.
+template <bool kTransA, bool kAccumulate>
+inline void gemm_edge(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
+                      int depth, float* __restrict C, int64_t ldc, int m, int w) {
+  for (int r = 0; r < m; ++r) {
+    float acc[kPanel] = {};
+    for (int k = 0; k < depth; ++k) {
+      const float a = kTransA ? A[k * lda + r] : A[r * lda + k];
+      const float* b = B + k * ldb;
+      for (int c = 0; c < w; ++c) acc[c] += a * b[c];
+    }
+    float* crow = C + r * ldc;
+    for (int c = 0; c < w; ++c) crow[c] = kAccumulate ? crow[c] + acc[c] : acc[c];
   }
 }
 
-// C[m][width] (row stride ldc) += A[m][depth] (row stride lda) x B[depth][width] (row stride ldb).
-inline void gemm_nn_acc(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
-                        int depth, float* __restrict C, int64_t ldc, int m, int width) {
-  constexpr int kChunk = 64;
-  for (int c0 = 0; c0 < width; c0 += kChunk) {
-    const int w = width - c0 < kChunk ? width - c0 : kChunk;
+// The rows left over after the full kRowBlock blocks (fewer than kRowBlock), dispatched to a
+// micro-kernel of exactly that height.
+template <bool kTransA, bool kAccumulate, int R = kRowBlock - 1>
+inline void gemm_tail(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
+                      int64_t ldc, int rows) {
+  if constexpr (R > 0) {
+    if (rows == R) return gemm_micro<R, kTransA, kAccumulate>(A, lda, B, ldb, depth, C, ldc);
+    gemm_tail<kTransA, kAccumulate, R - 1>(A, lda, B, ldb, depth, C, ldc, rows);
+  }
+}
+
+template <bool kTransA, bool kAccumulate>
+inline void gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C, int64_t ldc,
+                 int m, int width) {
+  // Step between consecutive rows of the logical A (elements of one row are lda apart if kTransA).
+  const int64_t rstep = kTransA ? 1 : lda;
+  for (int c0 = 0; c0 < width; c0 += kPanel) {
+    if (width - c0 < kPanel) {
+      gemm_edge<kTransA, kAccumulate>(A, lda, B + c0, ldb, depth, C + c0, ldc, m, width - c0);
+      break;
+    }
     int r = 0;
-    if (w == kChunk) {
-      for (; r + kRowBlock <= m; r += kRowBlock) {
-        float acc[kRowBlock][kChunk];
-        for (int i = 0; i < kRowBlock; ++i) std::memcpy(acc[i], C + (r + i) * ldc + c0, sizeof(acc[i]));
-        const float* a = A + r * lda;
-        for (int k = 0; k < depth; ++k) {
-          const float* b = B + k * ldb + c0;
-          const float a0 = a[k], a1 = a[lda + k], a2 = a[2 * lda + k], a3 = a[3 * lda + k];
-#pragma GCC ivdep
-          for (int c = 0; c < kChunk; ++c) {
-            acc[0][c] += a0 * b[c];
-            acc[1][c] += a1 * b[c];
-            acc[2][c] += a2 * b[c];
-            acc[3][c] += a3 * b[c];
-          }
-        }
-        for (int i = 0; i < kRowBlock; ++i) std::memcpy(C + (r + i) * ldc + c0, acc[i], sizeof(acc[i]));
-      }
-    }
-    for (; r < m; ++r) {
-      float* crow = C + r * ldc + c0;
-      const float* a = A + r * lda;
-      for (int k = 0; k < depth; ++k) {
-        const float* b = B + k * ldb + c0;
-        const float a0 = a[k];
-#pragma GCC ivdep
-        for (int c = 0; c < w; ++c) crow[c] += a0 * b[c];
-      }
-    }
+    for (; r + kRowBlock <= m; r += kRowBlock)
+      gemm_micro<kRowBlock, kTransA, kAccumulate>(A + r * rstep, lda, B + c0, ldb, depth,
+                                                  C + r * ldc + c0, ldc);
+    gemm_tail<kTransA, kAccumulate>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc, m - r);
   }
 }
 
-// dst[cols][rows_ld] = src[rows][cols]^T for a tile (rows, cols <= 64).
-inline void transpose_tile(const float* __restrict src, int64_t lds, int rows, int cols,
-                           float* __restrict dst, int64_t ldd) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+// C = A x B and C += A x B with A row-major; C += A^T x B with A stored as [depth][m].
+inline void gemm_nn(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
+                    int64_t ldc, int m, int width) {
+  gemm<false, false>(A, lda, B, ldb, depth, C, ldc, m, width);
+}
+inline void gemm_nn_acc(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
+                        int64_t ldc, int m, int width) {
+  gemm<false, true>(A, lda, B, ldb, depth, C, ldc, m, width);
+}
+inline void gemm_tn_acc(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
+                        int64_t ldc, int m, int width) {
+  gemm<true, true>(A, lda, B, ldb, depth, C, ldc, m, width);
 }
 
 }  // namespace cpu

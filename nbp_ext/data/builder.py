@@ -1,0 +1,93 @@
+"""One place that turns data options (command line or config) into datasets and loaders."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .bad_files import collate_clips
+from .folder import VideoFileDataset, list_files, ucf101_files
+from .sampler import ResumableSampler
+from .synthetic import SyntheticVideoDataset
+from .video_reader import ClipSpec
+
+DATASETS = ("synthetic", "ucf101", "k600")
+DEFAULT_FPS = {"ucf101": 8.0, "k600": 16.0}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"
+    root: str | None = None  # ucf101: folder of class folders; k600: folder the list's paths are relative to
+    train_list: str | None = None  # k600: CSV of path,label for training
+    val_list: str | None = None  # k600: CSV of path,label for evaluation
+    fold: int = 1  # ucf101: which trainlist0N / testlist0N
+    frames: int = 17
+    size: int = 128
+    fps: float | None = None  # None: 8 for ucf101, 16 for k600
+    train_clips: int = 2000  # synthetic only
+    val_clips: int = 64  # synthetic only
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset == "ucf101" and not self.root:
+            raise ValueError("dataset 'ucf101' needs root (--data-root), the folder with one folder per class")
+        if self.dataset == "k600" and not (self.train_list or self.val_list):
+            raise ValueError("dataset 'k600' needs train_list and/or val_list (--train-list/--val-list), CSVs of path,label")
+
+
+def build_dataset(cfg: DataConfig, split: str, position: str | None = None) -> Dataset:
+    """``split`` is ``"train"`` or ``"val"``; clips sit at random positions for training and in the
+    centre for validation, unless ``position`` (``"random"`` or ``"center"``) says otherwise."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.dataset == "synthetic":
+        n = cfg.train_clips if split == "train" else cfg.val_clips
+        return SyntheticVideoDataset(num_clips=n, frames=cfg.frames, size=cfg.size, split=split, seed=cfg.seed)
+    spec = ClipSpec(frames=cfg.frames, size=cfg.size, fps=cfg.fps or DEFAULT_FPS[cfg.dataset],
+                    position=position or ("random" if split == "train" else "center"))
+    if cfg.dataset == "ucf101":
+        files, classes = ucf101_files(cfg.root, "train" if split == "train" else "test", fold=cfg.fold)
+    else:
+        list_path = cfg.train_list if split == "train" else cfg.val_list
+        if not list_path:
+            raise ValueError(f"dataset 'k600' split {split!r} needs --{'train' if split == 'train' else 'val'}-list")
+        files, classes = list_files(list_path, cfg.root)
+    return VideoFileDataset(files, spec, classes, seed=cfg.seed)
+
+
+def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, drop_last: bool = False,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """Loader over a ``ResumableSampler`` (``loader.sampler.set_epoch(epoch, skip)``); bad files are dropped."""
+    sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_clips, drop_last=drop_last, persistent_workers=num_workers > 0,
+                      pin_memory=torch.cuda.is_available())
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
+    """Add ``--dataset``, ``--data-root`` ... ; ``defaults`` override DataConfig's field defaults."""
+    d = {**{f.name: f.default for f in fields(DataConfig)}, **defaults}
+    g = parser.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, default=d["dataset"], help="synthetic: the embedded set (default, no files)")
+    g.add_argument("--data-root", dest="root", default=d["root"], help="ucf101: folder of class folders (+ optional trainlist0N.txt); k600: base of the list's relative paths")
+    g.add_argument("--train-list", default=d["train_list"], help="k600: CSV of path,label (or the official Kinetics CSV)")
+    g.add_argument("--val-list", default=d["val_list"], help="k600: CSV of path,label for evaluation")
+    g.add_argument("--fold", type=int, default=d["fold"], help="ucf101 split fold (trainlist0N.txt)")
+    g.add_argument("--frames", type=int, default=d["frames"], help="frames per clip (1 + 4k)")
+    g.add_argument("--size", type=int, default=d["size"], help="clip height and width (multiple of 8)")
+    g.add_argument("--fps", type=float, default=d["fps"], help="resample to this frame rate (default 8 for ucf101, 16 for k600)")
+    g.add_argument("--train-clips", type=int, default=d["train_clips"], help="synthetic: clips in the training split")
+    g.add_argument("--val-clips", type=int, default=d["val_clips"], help="synthetic: held-out clips")
+    g.add_argument("--data-seed", dest="data_seed", type=int, default=d["seed"], help="seed of the synthetic set and clip positions")
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    return DataConfig(dataset=args.dataset, root=args.root, train_list=args.train_list, val_list=args.val_list,
+                      fold=args.fold, frames=args.frames, size=args.size, fps=args.fps, train_clips=args.train_clips,
+                      val_clips=args.val_clips, seed=args.data_seed)

@@ -1,0 +1,75 @@
+"""``python -m nbp_ext.train [STAGE] [options]``.
+
+With no arguments every stage of ``PIPELINE`` runs in order on its defaults, each handed the
+results of the ones before through ``PIPELINE_ARGS``. A stage is a module with
+``add_arguments(parser)`` and ``main(args) -> Path``; adding one is a line in ``STAGES`` (and in
+``PIPELINE``, with a ``PIPELINE_ARGS`` entry when it needs an earlier stage's output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# name -> (module, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "tokenizer": ("nbp_ext.train.tokenizer", "train the video tokenizer"),
+    "tokenize": ("nbp_ext.tokenize", "encode a data set into token files with a trained tokenizer"),
+}
+PIPELINE: tuple[str, ...] = ("tokenizer", "tokenize")
+
+
+def _pipeline_args_tokenize(results: dict[str, Path]) -> list[str]:
+    run = results["tokenizer"]
+    return ["--tokenizer", str(run / "tokenizer"), "--out", str(run / "tokens")]
+
+
+# Arguments a stage gets from earlier stages when the whole pipeline runs.
+PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nbp_ext.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="stage", metavar="STAGE",
+                           help=f"one of {', '.join(STAGES)}; none: run {' -> '.join(PIPELINE)} on defaults")
+    for name, (module, help_line) in STAGES.items():
+        mod = importlib.import_module(module)
+        sp = sub.add_parser(name, help=help_line, description=mod.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(sp)
+        sp.set_defaults(_main=mod.main)
+    return p
+
+
+def run_pipeline(parser: argparse.ArgumentParser) -> dict[str, Path]:
+    results: dict[str, Path] = {}
+    for name in PIPELINE:
+        extra = PIPELINE_ARGS[name](results) if name in PIPELINE_ARGS else []
+        args = parser.parse_args([name, *extra])
+        print(f"== {name} ==", flush=True)
+        results[name] = args._main(args)
+    print("pipeline finished: " + ", ".join(f"{k}: {v}" for k, v in results.items()))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if not argv:
+            run_pipeline(parser)
+            return
+        args = parser.parse_args(argv)
+        if args.stage is None:
+            parser.print_help()
+            return
+        args._main(args)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

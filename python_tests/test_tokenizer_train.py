@@ -1,0 +1,139 @@
+"""The tokenizer training command and token extraction, on tiny clips."""
+
+import json
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nbp_ext.data import DataConfig, SyntheticVideoDataset, TokenDataset
+from nbp_ext.models import VideoTokenizer
+from nbp_ext.train.__main__ import main as train_main
+from nbp_ext.train.perceptual import vgg16_features
+from nbp_ext.train.tensorboard import read_records
+from nbp_ext.tokenize import build_parser as tokenize_parser, main as tokenize_main
+
+SMALL = ["--frames", "9", "--size", "32", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2",
+         "--eval-clips", "2", "--no-progress", "--lr", "1e-3", "--warmup", "1"]
+
+
+def _train(run_dir: Path, *extra: str) -> Path:
+    train_main(["tokenizer", "--run-dir", str(run_dir), *SMALL, *extra])
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "tok"
+    return _train(run, "--steps", "4", "--eval-every", "2", "--sample-every", "2", "--ckpt-every", "2", "--log-every", "1")
+
+
+def test_run_folder_has_model_samples_logs_and_scores(trained_run):
+    run = trained_run
+    assert (run / "checkpoint.pt").is_file() and (run / "args.json").is_file()
+    model = VideoTokenizer.from_pretrained(run / "tokenizer")
+    assert model.config.fsq_levels == (8, 8, 8, 5, 5, 5)
+    samples = sorted((run / "samples").glob("*.mp4"))
+    assert [p.name for p in samples] == ["step_0000002.mp4", "step_0000004.mp4"]
+    with av.open(str(samples[0])) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 9 and frames[0].shape == (32, 64, 3)  # original | reconstruction
+    scores = json.loads((run / "eval.json").read_text())
+    assert scores["step"] == 4 and 0 < scores["psnr"] < 60 and -1 <= scores["ssim"] <= 1
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines if "loss/rec" in l] == [1, 2, 3, 4]
+
+
+def test_tensorboard_event_file_is_well_formed(trained_run):
+    (events,) = (trained_run / "tb").glob("events.out.tfevents.*")
+    records = read_records(events)  # checks both CRCs of every record
+    assert b"brain.Event:2" in records[0]
+    tags = b"".join(records[1:])
+    assert b"loss/rec" in tags and b"val/psnr" in tags and b"clips_per_s" in tags
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    common = ["--steps", "4", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100"]
+    straight = _train(tmp_path / "a", *common)
+    split = _train(tmp_path / "b", *common, "--stop-at", "2")
+    assert torch.load(split / "checkpoint.pt", weights_only=False)["step"] == 2
+    train_main(["tokenizer", "--resume", str(split), "--no-progress", *common])
+    assert torch.load(split / "checkpoint.pt", weights_only=False)["step"] == 4
+    a, b = load_file(str(straight / "tokenizer/model.safetensors")), load_file(str(split / "tokenizer/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gan_and_perceptual_losses_run_from_local_weights(tmp_path):
+    torch.manual_seed(0)
+    vgg = {f"features.{k}": v for k, v in vgg16_features().state_dict().items()}
+    torch.save(vgg, tmp_path / "vgg16.pth")
+    lins = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate([64, 128, 256, 512, 512])}
+    torch.save(lins, tmp_path / "lpips.pth")
+    run = _train(tmp_path / "run", "--steps", "3", "--disc-start", "1", "--disc-channels", "8", "--eval-every", "3",
+                 "--vgg-weights", str(tmp_path / "vgg16.pth"), "--lpips-weights", str(tmp_path / "lpips.pth"),
+                 "--perceptual-frames", "2", "--log-every", "1")
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if "loss/rec" in l]
+    assert all(l["loss/perceptual"] > 0 for l in lines)
+    assert "loss/gan_d" not in lines[0] and all("loss/gan_d" in l and l["gan/adaptive_weight"] >= 0 for l in lines[1:])
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["disc"] is not None
+
+
+def test_bad_options_stop_with_a_message(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        train_main(["tokenizer", "--run-dir", str(tmp_path / "r"), "--frames", "16", "--no-progress"])
+    assert "--frames must be 1 + 4k" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        train_main(["tokenizer", "--resume", str(tmp_path / "nothing"), "--no-progress"])
+    assert "--resume" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        train_main(["tokenizer", "--vgg-weights", str(tmp_path / "missing.pth"), "--run-dir", str(tmp_path / "r2"),
+                    *SMALL, "--steps", "1"])
+    assert "nothing is downloaded" in str(e.value)
+
+
+def _tokenize(*argv: str) -> Path:
+    return tokenize_main(tokenize_parser().parse_args([*argv, "--no-progress", "--batch-size", "3"]))
+
+
+def test_extraction_resumes_and_matches_the_model(trained_run, tmp_path):
+    tok = str(trained_run / "tokenizer")
+    full = _tokenize("--tokenizer", tok, "--out", str(tmp_path / "full"))
+    part = _tokenize("--tokenizer", tok, "--out", str(tmp_path / "part"), "--splits", "train", "--stop-after", "3")
+    assert json.loads((part / "train/meta.json").read_text())["done"] == 3
+    _tokenize("--tokenizer", tok, "--out", str(tmp_path / "part"), "--splits", "train")
+    a, b = TokenDataset(full / "train"), TokenDataset(part / "train")
+    assert len(a) == len(b) == 8  # the data options came from the tokenizer's run
+    assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.index, b.index)
+    assert len(TokenDataset(full / "val")) == 2
+    model = VideoTokenizer.from_pretrained(tok).eval()
+    clips = SyntheticVideoDataset(num_clips=8, frames=9, size=32, split="train")
+    expected = model.encode(torch.stack([clips[i]["video"] for i in range(8)]))
+    assert torch.equal(torch.stack([a[i]["codes"] for i in range(8)]), expected)
+    assert [a[i]["label"] for i in range(8)] == [clips[i]["label"] for i in range(8)]
+
+
+def test_extraction_from_files_skips_bad_ones(trained_run, tmp_path, write_test_video):
+    good = [write_test_video(tmp_path / "v" / f"{i}.mp4", 20, 48, 40, 16, "libx264") for i in range(3)]
+    (tmp_path / "v" / "broken.mp4").write_bytes(b"\x00" * 100)
+    listing = tmp_path / "list.csv"
+    listing.write_text("".join(f"{p},cls{i % 2}\n" for i, p in enumerate(good)) + f"{tmp_path / 'v' / 'broken.mp4'},cls0\n")
+    out = _tokenize("--tokenizer", str(trained_run / "tokenizer"), "--out", str(tmp_path / "tok"), "--splits", "train",
+                    "--dataset", "k600", "--train-list", str(listing), "--max-bad-fraction", "0.5")
+    ds = TokenDataset(out / "train")
+    assert len(ds) == 3 and ds.meta["num_items"] == 4
+    assert [ds[i]["video_id"] for i in range(3)] == [0, 1, 2] and ds.class_names == ["cls0", "cls1"]
+    assert ds[0]["codes"].shape == (3, 4, 4)
+
+
+def test_default_pipeline_is_tokenizer_then_tokenize():
+    from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, build_parser
+    assert PIPELINE == ("tokenizer", "tokenize")
+    args = build_parser().parse_args(["tokenize", *PIPELINE_ARGS["tokenize"]({"tokenizer": Path("runs/x")})])
+    assert args.tokenizer == str(Path("runs/x/tokenizer")) and args.out == str(Path("runs/x/tokens"))
+    help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
+    assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text

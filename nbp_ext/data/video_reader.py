@@ -25,7 +25,8 @@ class VideoError(Exception):
 @dataclass
 class ClipSpec:
     """``frames`` frames at ``fps`` (None: the file's own rate), short side resized to ``size`` then a
-    centre ``size`` x ``size`` crop; ``position`` is ``"random"`` (training) or ``"center"`` (evaluation)."""
+    centre ``size`` x ``size`` crop; ``position`` is ``"random"`` (training), ``"center"`` (evaluation) or ``"start"`` (the first frames,
+    e.g. the context of frame prediction)."""
 
     frames: int = 17
     size: int = 128
@@ -37,8 +38,8 @@ class ClipSpec:
             raise ValueError(f"frames and size must be >= 1, got frames={self.frames}, size={self.size}")
         if self.fps is not None and self.fps <= 0:
             raise ValueError(f"fps must be > 0 or None, got {self.fps}")
-        if self.position not in ("random", "center"):
-            raise ValueError(f"position must be 'random' or 'center', got {self.position!r}")
+        if self.position not in ("random", "center", "start"):
+            raise ValueError(f"position must be 'random', 'center' or 'start', got {self.position!r}")
 
 
 def _resized_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -92,7 +93,10 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, rng: np.random.Generator 
         if len(frames) < spec.frames:
             raise VideoError(path, f"shorter than one clip ({len(frames)} frames, need {spec.frames})")
         last_start = len(frames) - spec.frames
-        start = last_start // 2 if spec.position == "center" else int((rng or np.random.default_rng()).integers(last_start + 1))
+        if spec.position == "start":
+            start = 0
+        else:
+            start = last_start // 2 if spec.position == "center" else int((rng or np.random.default_rng()).integers(last_start + 1))
         picked = order[start:start + spec.frames]
     else:
         span = (spec.frames - 1) / spec.fps  # seconds from the first to the last frame of a clip
@@ -100,7 +104,10 @@ def read_clip(path: str | os.PathLike, spec: ClipSpec, rng: np.random.Generator 
         if slack < 0:
             have = times[-1] - times[0] + 1 / rate
             raise VideoError(path, f"shorter than one clip ({have:.2f} s, need {span + 1 / spec.fps:.2f} s at {spec.fps:g} fps)")
-        offset = slack / 2 if spec.position == "center" else float((rng or np.random.default_rng()).uniform(0, slack))
+        if spec.position == "start":
+            offset = 0.0
+        else:
+            offset = slack / 2 if spec.position == "center" else float((rng or np.random.default_rng()).uniform(0, slack))
         wanted = times[0] + offset + np.arange(spec.frames) / spec.fps  # (frames,) target times
         nearest = np.clip(np.searchsorted(times, wanted), 1, len(times) - 1)
         nearest = np.where(np.abs(times[nearest - 1] - wanted) <= np.abs(times[nearest] - wanted), nearest - 1, nearest)

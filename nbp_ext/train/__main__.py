@@ -17,8 +17,9 @@ from pathlib import Path
 STAGES: dict[str, tuple[str, str]] = {
     "tokenizer": ("nbp_ext.train.tokenizer", "train the video tokenizer"),
     "tokenize": ("nbp_ext.tokenize", "encode a data set into token files with a trained tokenizer"),
+    "nbp": ("nbp_ext.train.nbp", "train the NBP generator on token files"),
 }
-PIPELINE: tuple[str, ...] = ("tokenizer", "tokenize")
+PIPELINE: tuple[str, ...] = ("tokenizer", "tokenize", "nbp")
 
 
 def _pipeline_args_tokenize(results: dict[str, Path]) -> list[str]:
@@ -26,8 +27,13 @@ def _pipeline_args_tokenize(results: dict[str, Path]) -> list[str]:
     return ["--tokenizer", str(run / "tokenizer"), "--out", str(run / "tokens")]
 
 
+def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
+    run = results["tokenizer"]
+    return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / "tokenizer")]
+
+
 # Arguments a stage gets from earlier stages when the whole pipeline runs.
-PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize}
+PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize, "nbp": _pipeline_args_nbp}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,221 @@
+"""NBPTransformer: the decoder-only next-block predictor.
+
+Input sequence: [prefix (P)] [start block (L learned embeddings)] [video blocks 0 .. K-2]. With the
+block-causal rule (prefix = block 0, block size L) the output at position p of input block b
+predicts the token at position p of video block b (the start block predicts video block 0): the
+NBP shift. With block (1, 1, 1) this is an ordinary causal language model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..ops import block_causal_attention
+from .generator_config import NBP_SIZES, NBPConfig, nbp_config_from_name
+from .pretrained import PretrainedMixin
+from .rope import apply_rope, rope_tables
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * (x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+
+def make_norm(cfg: NBPConfig) -> nn.Module:
+    return RMSNorm(cfg.d_model) if cfg.style == "llama" else nn.LayerNorm(cfg.d_model)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: NBPConfig):
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, (cfg.n_head + 2 * cfg.n_kv_head) * hd, bias=cfg.style == "gpt2")
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.style == "gpt2")
+
+    def forward(self, x, rope, cache=None, pos: int = 0):
+        cfg = self.cfg
+        B, n, _ = x.shape
+        H, Hkv, hd = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        q, k, v = self.qkv(x).split([H * hd, Hkv * hd, Hkv * hd], dim=-1)
+        q = q.view(B, n, H, hd).transpose(1, 2)  # (B, H, n, hd)
+        k = k.view(B, n, Hkv, hd).transpose(1, 2)  # (B, Hkv, n, hd)
+        v = v.view(B, n, Hkv, hd).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:  # write this block into the static cache, attend to everything so far
+            k, v = cache.update(pos, k, v)
+        y = block_causal_attention(q, k, v, cfg.block_len, cfg.prefix_len, q_offset=pos)  # (B, H, n, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, n, H * hd))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: NBPConfig):
+        super().__init__()
+        self.swiglu = cfg.style == "llama"
+        hidden = int(cfg.mlp_ratio * cfg.d_model)
+        if self.swiglu:
+            hidden = 8 * math.ceil(2 * hidden / 3 / 8)
+            self.up = nn.Linear(cfg.d_model, 2 * hidden, bias=False)
+            self.down = nn.Linear(hidden, cfg.d_model, bias=False)
+        else:
+            self.up = nn.Linear(cfg.d_model, hidden)
+            self.down = nn.Linear(hidden, cfg.d_model)
+
+    def forward(self, x):
+        if self.swiglu:
+            gate, up = self.up(x).chunk(2, dim=-1)
+            return self.down(F.silu(gate) * up)
+        return self.down(F.gelu(self.up(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: NBPConfig):
+        super().__init__()
+        self.norm1, self.attn = make_norm(cfg), Attention(cfg)
+        self.norm2, self.mlp = make_norm(cfg), MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rope, cache=None, pos: int = 0):
+        x = x + self.drop(self.attn(self.norm1(x), rope, cache, pos))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class NBPTransformer(nn.Module, PretrainedMixin):
+    config_class = NBPConfig
+    model_type = "nbp_transformer"
+
+    def __init__(self, config: NBPConfig):
+        super().__init__()
+        self.config = cfg = config
+        d, L = cfg.d_model, cfg.block_len
+        self.tok_emb = nn.Embedding(cfg.vocab_size, d)
+        if cfg.condition == "class":
+            self.class_emb = nn.Embedding(cfg.num_classes + 1, d)  # the last id is the null class
+        self.start = nn.Parameter(torch.randn(L, d) * 0.02)  # the learned start block
+        if cfg.style == "gpt2":
+            self.pos_emb = nn.Embedding(cfg.max_len, d)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = make_norm(cfg)
+        self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+        coords = self.input_coords()
+        cos, sin = rope_tables(coords, cfg.head_dim, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    @classmethod
+    def from_name(cls, size: str, **overrides) -> "NBPTransformer":
+        return cls(nbp_config_from_name(size, **overrides))
+
+    sizes = NBP_SIZES
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """All parameters, or those of the transformer body only (no token/class/position embeddings,
+        no output head): the count the named sizes refer to."""
+        skip = {"tok_emb.weight", "class_emb.weight", "pos_emb.weight", "head.weight"} if non_embedding else set()
+        return sum(p.numel() for name, p in self.named_parameters() if name not in skip)
+
+    # ---- positions --------------------------------------------------------------------------
+    def input_coords(self) -> torch.Tensor:
+        """(max_len, 3) grid coordinates of every input position (prefix, start block, video blocks)."""
+        cfg = self.config
+        grid_coords = cfg.layout.coords()  # (N, 3), block-major
+        P, L = cfg.prefix_len, cfg.block_len
+        if cfg.condition == "frames":
+            prefix, video = grid_coords[:P], grid_coords[P:]
+        else:
+            prefix, video = torch.zeros(P, 3, dtype=torch.long), grid_coords
+        start = video[:L] - torch.tensor([cfg.block[0], 0, 0])  # the block before the first one, in time
+        return torch.cat([prefix, start, video[: cfg.video_len - L]], dim=0)
+
+    def _rope(self, pos: int, n: int):
+        if self.config.style != "llama":
+            return None
+        return self.rope_cos[pos : pos + n], self.rope_sin[pos : pos + n]
+
+    # ---- embeddings -------------------------------------------------------------------------
+    def prefix_embeddings(self, cond: torch.Tensor | None) -> torch.Tensor:
+        """cond: class ids (B,) (num_classes = the null class), context tokens (B, P), or None."""
+        cfg = self.config
+        if cfg.condition == "class":
+            if cond is None or cond.dim() != 1:
+                raise ValueError("cond must be class ids of shape (B,) for a class-conditional model")
+            return self.class_emb(cond)[:, None]  # (B, 1, d)
+        if cfg.condition == "frames":
+            if cond is None or cond.dim() != 2 or cond.shape[1] != cfg.prefix_len:
+                raise ValueError(f"cond must be the context tokens of shape (B, {cfg.prefix_len}) "
+                                 f"({cfg.context_frames} latent frames), got {None if cond is None else tuple(cond.shape)}")
+            return self.tok_emb(cond)
+        raise ValueError("this model is unconditional: use start_embeddings(batch) instead")
+
+    def start_embeddings(self, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Prefix and start block: the first P + L inputs, (B, P + L, d)."""
+        start = self.start[None].expand(batch, -1, -1)
+        if self.config.condition == "none":
+            return start
+        return torch.cat([self.prefix_embeddings(cond), start], dim=1)
+
+    def hidden(self, x: torch.Tensor, pos: int = 0, caches=None) -> torch.Tensor:
+        """Run the blocks on inputs x (B, n, d) sitting at positions pos .. pos + n - 1."""
+        n = x.shape[1]
+        if self.config.style == "gpt2":
+            x = x + self.pos_emb.weight[pos : pos + n]
+        rope = self._rope(pos, n)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, None if caches is None else caches[i], pos)
+        return self.norm(x)
+
+    # ---- training ---------------------------------------------------------------------------
+    def split_codes(self, codes: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Codes (B, T', H', W') -> (context tokens (B, P) or None, video tokens (B, video_len))."""
+        cfg = self.config
+        seq = cfg.layout.to_sequence(codes)  # (B, N) block-major
+        if cfg.condition == "frames":
+            return seq[:, : cfg.prefix_len], seq[:, cfg.prefix_len :]
+        return None, seq
+
+    def forward(self, video: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, video_len, V): logits[:, i] predicts video[:, i]."""
+        cfg = self.config
+        B, L = video.shape[0], cfg.block_len
+        if video.shape[1] != cfg.video_len:
+            raise ValueError(f"video tokens must have length {cfg.video_len}, got {video.shape[1]}")
+        x = torch.cat([self.start_embeddings(cond, B), self.tok_emb(video[:, : cfg.video_len - L])], dim=1)
+        h = self.hidden(x)[:, cfg.prefix_len :]  # (B, video_len, d)
+        return self.head(h)
+
+    def loss(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        """NBP loss on video tokens only: overall, and per position inside the block (L,)."""
+        cfg = self.config
+        context, video = self.split_codes(codes)
+        cond = context
+        if cfg.condition == "class":
+            if labels is None:
+                raise ValueError("labels are required for a class-conditional model")
+            cond = labels
+            if self.training and cfg.cond_dropout > 0:
+                drop = torch.rand(labels.shape, device=labels.device) < cfg.cond_dropout
+                cond = torch.where(drop, torch.full_like(labels, cfg.num_classes), labels)
+        logits = self(video, cond)
+        per_token = F.cross_entropy(logits.float().flatten(0, 1), video.flatten(), reduction="none")
+        per_token = per_token.view(video.shape[0], -1, cfg.block_len)  # (B, blocks, L)
+        return {"loss": per_token.mean(), "per_position": per_token.detach().mean(dim=(0, 1))}

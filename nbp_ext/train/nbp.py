@@ -1,0 +1,260 @@
+"""Generator training stage: ``python -m nbp_ext.train nbp [options]``.
+
+Trains the NBP transformer on a token folder (``python -m nbp_ext.tokenize``): NBP shift, loss on
+video tokens only (overall and per position in the block); AdamW without decay on norms, biases and
+embeddings, warmup + cosine, gradient clipping and accumulation, bf16 autocast on CUDA; progress bar
+with loss, tokens/s and ETA; TensorBoard scalars; a grid of generated videos at intervals;
+checkpoints written atomically and resumable with --resume; one process or torchrun (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from ..data import ResumableSampler, TokenDataset
+from ..models import NBPTransformer
+from ..models.generator_config import nbp_config_from_name
+from ..models.pretrained import WEIGHTS_FILE
+from ..sample import GENERATOR_DIR, RUN_INFO, load_tokenizer, write_sample_grid
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, setup_distributed
+from .nbp_config import NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
+from .progress import StepProgress
+from .run_dir import latest_run_dir, new_run_dir, save_args
+from .schedule import warmup_cosine
+from .tensorboard import ScalarWriter
+
+STAGE = "nbp"
+
+
+def main(args: argparse.Namespace) -> Path:
+    cfg = NBPTrainConfig(**{f.name: getattr(args, f.name) for f in fields(NBPTrainConfig)})
+    return train_nbp(cfg)
+
+
+def resolve_tokens(cfg: NBPTrainConfig) -> Path:
+    if cfg.tokens:
+        return Path(cfg.tokens)
+    run = latest_run_dir(cfg.runs_root, "tokenizer", must_contain="tokens/train/meta.json")
+    if run is None:
+        raise FileNotFoundError(f"--tokens not given and no {cfg.runs_root}/tokenizer-*/tokens found; "
+                                "run python -m nbp_ext.train tokenizer and python -m nbp_ext.tokenize first")
+    return run / "tokens"
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: no decay on norms, biases, embeddings, the start block."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_embedding = name.endswith("_emb.weight") or name == "start"
+        (decay if p.dim() >= 2 and not is_embedding else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=False)
+
+
+@torch.no_grad()
+def evaluate(model: NBPTransformer, val: TokenDataset, device: torch.device, batch_size: int, max_clips: int = 64) -> dict:
+    """Held-out token loss (nats) with the true condition, against log(V) of a uniform predictor."""
+    model.eval()
+    n = min(len(val), max_clips)
+    total, count = 0.0, 0
+    for i in range(0, n, batch_size):
+        items = [val[j] for j in range(i, min(n, i + batch_size))]
+        codes = torch.stack([it["codes"] for it in items]).to(device)
+        labels = torch.tensor([it["label"] for it in items], device=device)
+        out = model.loss(codes, labels if model.config.condition == "class" else None)
+        total += float(out["loss"]) * len(items)
+        count += len(items)
+    model.train()
+    return {"loss": total / max(count, 1), "uniform": math.log(model.config.vocab_size)}
+
+
+def _shared_run_dir(cfg: NBPTrainConfig, info: DistInfo) -> Path:
+    path = None
+    if info.is_main:
+        chosen = cfg.resume or cfg.run_dir
+        path = Path(chosen) if chosen else new_run_dir(cfg.runs_root, STAGE)
+        path.mkdir(parents=True, exist_ok=True)
+    if info.enabled:
+        box = [str(path) if path else None]
+        dist.broadcast_object_list(box, src=0)
+        path = Path(box[0])
+    return path
+
+
+def _num_classes(train: TokenDataset, val: TokenDataset | None) -> int:
+    names = train.class_names
+    if names:
+        return len(names)
+    labels = [int(train.index[i][2]) for i in range(len(train))]
+    return max(labels) + 1
+
+
+def train_nbp(cfg: NBPTrainConfig) -> Path:
+    """Train (or resume) and return the run folder; the model is in ``run_dir/generator``."""
+    info = setup_distributed(cfg.device)
+    device = info.device
+    run_dir = _shared_run_dir(cfg, info)
+    ckpt = load_checkpoint(run_dir) if cfg.resume else None
+    if ckpt is not None:  # keep the saved model, data and optimization; let the user change how long
+        saved = ckpt["train_config"]
+        keep = {"tokens", "tokenizer", "model", "style", "block", "condition", "context_frames", "cond_dropout",
+                "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "seed"}
+        cfg = NBPTrainConfig(**{**asdict(cfg), **{k: saved[k] for k in keep}, "resume": cfg.resume})
+
+    tokens_dir = resolve_tokens(cfg)
+    train_set = TokenDataset(tokens_dir / "train")
+    val_set = TokenDataset(tokens_dir / "val") if (tokens_dir / "val" / "meta.json").is_file() else None
+    grid = tuple(train_set.latent_shape)
+    overrides = dict(vocab_size=train_set.vocab_size, grid=grid, block=parse_block(cfg.block, grid),
+                     condition=cfg.condition, context_frames=cfg.context_frames, cond_dropout=cfg.cond_dropout,
+                     num_classes=_num_classes(train_set, val_set))
+    if cfg.style:
+        overrides["style"] = cfg.style
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank
+    model = NBPTransformer(nbp_config_from_name(cfg.model, **overrides)).to(device)
+    mcfg = model.config
+    tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else tokens_dir.parent / "tokenizer"
+    if info.is_main and ckpt is None:
+        save_args(run_dir, {"train": asdict(cfg), "model": asdict(mcfg)})
+        (run_dir / RUN_INFO).write_text(json.dumps({
+            "tokens": str(tokens_dir), "tokenizer": str(tokenizer_dir),
+            "tokenizer_sha256": train_set.meta.get("info", {}).get("tokenizer_sha256"),
+            "class_names": train_set.class_names}, indent=2) + "\n")
+        print(f"generator: {model.num_params() / 1e6:.2f}M parameters, {mcfg.num_steps} steps of {mcfg.block_len} "
+              f"tokens per clip, grid {mcfg.grid}, block {mcfg.block}, vocabulary {mcfg.vocab_size}")
+
+    sampler = ResumableSampler(len(train_set), shuffle=True, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        drop_last=True, persistent_workers=cfg.num_workers > 0)
+    if len(loader) == 0:
+        raise ValueError(f"the token set has {len(train_set)} clips, fewer than --batch-size {cfg.batch_size} per process")
+    opt = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.warmup, cfg.steps))
+    step, epoch, epoch_batches = 0, 0, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        step, epoch, epoch_batches = ckpt["step"], ckpt["epoch"], ckpt["epoch_batches"]
+        set_rng_state(ckpt["rng"])
+    writer = ScalarWriter(run_dir / "tb") if info.is_main else None
+    stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
+    bar = StepProgress(cfg.steps, step, desc=STAGE, enabled=cfg.progress and info.is_main)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else torch.autocast("cpu", enabled=False))
+    tokenizer = None
+    best: dict = {}
+
+    def checkpoint() -> None:
+        if info.is_main:
+            save_checkpoint(run_dir, {
+                "step": step, "epoch": epoch, "epoch_batches": epoch_batches, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
+                "train_config": asdict(cfg)})
+            model.save_pretrained(run_dir / GENERATOR_DIR)
+
+    def log(scalars: dict) -> None:
+        if writer is not None:
+            writer.add_scalars(step, scalars)
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, **scalars}) + "\n")
+
+    def run_eval() -> None:
+        nonlocal best
+        if info.is_main and val_set is not None and len(val_set):
+            best = evaluate(model, val_set, device, cfg.batch_size)
+            log({"val/loss": best["loss"]})
+            bar.write(f"step {step}: held-out loss {best['loss']:.3f} nats/token (uniform {best['uniform']:.3f})")
+
+    def run_samples() -> None:
+        nonlocal tokenizer
+        if not info.is_main:
+            return
+        if tokenizer is None:
+            tokenizer = load_tokenizer(tokenizer_dir, mcfg.vocab_size, device) if (tokenizer_dir / WEIGHTS_FILE).is_file() else False
+        if tokenizer is False:
+            return
+        path = write_sample_grid(model, tokenizer, run_dir / "samples" / f"step_{step:07d}.mp4", val_set,
+                                 cfg.sample_cfg, cfg.sample_top_k, cfg.sample_top_p, seed=cfg.seed)
+        bar.write(f"step {step}: samples in {path}")
+
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * info.world_size * mcfg.video_len
+    try:
+        while step < stop_at:
+            sampler.set_epoch(epoch, skip=epoch_batches * cfg.batch_size)
+            micro = 0
+            for batch in loader:
+                epoch_batches += 1
+                codes = batch["codes"].to(device, non_blocking=True)
+                labels = batch["label"].to(device) if mcfg.condition == "class" else None
+                with autocast:
+                    out = model.loss(codes, labels)
+                (out["loss"] / cfg.grad_accum).backward()
+                micro += 1
+                if micro < cfg.grad_accum:
+                    continue
+                micro = 0
+                if info.enabled:  # data parallel: average the gradients of every process (gloo or nccl)
+                    for p in model.parameters():
+                        if p.grad is not None:
+                            dist.all_reduce(p.grad)
+                            p.grad.div_(info.world_size)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                loss = float(out["loss"])
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss} at step {step}; lower --lr")
+                rate = bar.step(cfg.batch_size * cfg.grad_accum * info.world_size, loss=loss)
+                if step % cfg.log_every == 0:
+                    per_pos = out["per_position"].tolist()
+                    scalars = {"loss/train": loss, **{f"loss_pos/{i:03d}": v for i, v in enumerate(per_pos)}}
+                    scalars = all_reduce_mean(scalars, info)
+                    log({**scalars, "lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm),
+                         "tokens_per_s": rate * mcfg.video_len})
+                    bar.reset_rate()
+                if step % cfg.eval_every == 0:
+                    run_eval()
+                if step % cfg.sample_every == 0:
+                    run_samples()
+                if step % cfg.ckpt_every == 0:
+                    checkpoint()
+                barrier(info) if step % cfg.eval_every == 0 or step % cfg.sample_every == 0 else None
+                if step >= stop_at:
+                    break
+            else:
+                epoch, epoch_batches = epoch + 1, 0
+    except KeyboardInterrupt:
+        checkpoint()
+        bar.close()
+        print(f"\ninterrupted at step {step}; checkpoint saved, continue with --resume {run_dir}")
+        cleanup(info)
+        raise
+    if step % cfg.eval_every != 0:
+        run_eval()
+    checkpoint()
+    if step % cfg.sample_every != 0:
+        run_samples()
+    bar.close()
+    if info.is_main:
+        (run_dir / "eval.json").write_text(json.dumps({"step": step, **best}, indent=2) + "\n")
+        if writer is not None:
+            writer.close()
+        done = "finished" if step >= cfg.steps else f"stopped at step {step} of {cfg.steps} (continue with --resume {run_dir})"
+        print(f"generator training {done} ({tokens_per_step} tokens per step); results in {run_dir} "
+              f"(model: {run_dir / GENERATOR_DIR}, samples: {run_dir / 'samples'}, TensorBoard: {run_dir / 'tb'})")
+    cleanup(info)
+    return run_dir

@@ -1,0 +1,170 @@
+"""The NBP transformer, its block layout, and KV-cache generation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nbp_ext.generate import SamplingConfig, decode_block, generate, generate_tokens, make_caches, prefill
+from nbp_ext.models import NBP_SIZES, BlockLayout, NBPTransformer
+from nbp_ext.models import generator as generator_module
+
+V = 97
+
+
+def tiny(**kw):
+    args = dict(vocab_size=V, grid=(3, 8, 8), block=(1, 1, 8), num_classes=5, context_frames=1, n_layer=2, d_model=64)
+    args.update(kw)
+    torch.manual_seed(0)
+    return NBPTransformer.from_name("tiny", **args).eval()
+
+
+@pytest.mark.parametrize("grid,block", [((5, 16, 16), (1, 1, 16)), ((5, 16, 16), (1, 16, 16)), ((5, 16, 16), (1, 4, 4)),
+                                        ((4, 16, 16), (2, 1, 8)), ((5, 16, 16), (1, 1, 1))])
+def test_layout_round_trip(grid, block):
+    layout = BlockLayout(grid, block)
+    codes = torch.randint(0, 1000, (2, *grid))
+    seq = layout.to_sequence(codes)
+    assert seq.shape == (2, layout.seq_len)
+    assert torch.equal(layout.to_grid(seq), codes)
+    # block-major: the first block is the first bt x bh x bw corner, in raster order
+    bt, bh, bw = block
+    assert torch.equal(seq[:, : layout.block_len], codes[:, :bt, :bh, :bw].reshape(2, -1))
+    coords = layout.coords()
+    assert coords.shape == (layout.seq_len, 3) and coords.unique(dim=0).shape[0] == layout.seq_len
+
+
+def test_layout_rejects_a_block_that_does_not_divide():
+    with pytest.raises(ValueError, match="must divide the latent grid"):
+        BlockLayout((5, 16, 16), (2, 1, 16))
+    with pytest.raises(ValueError, match="must divide"):
+        tiny(block=(1, 3, 8))
+
+
+def test_named_sizes_parameter_counts():
+    # The paper's names count the transformer body (no embeddings, no output head): 679M, 1.21B and
+    # 3.63B for its (24, 1536), (24, 2048) and (32, 3072) shapes; within 25% of the name.
+    for name, target in {"700M": 700e6, "1.2B": 1.2e9, "3B": 3e9}.items():
+        with torch.device("meta"):
+            m = NBPTransformer.from_name(name, vocab_size=64000, num_classes=101)
+        assert abs(m.num_params(non_embedding=True) / target - 1) < 0.25, (name, m.num_params(non_embedding=True))
+        assert m.num_params() > m.num_params(non_embedding=True) + 2 * 64000 * m.config.d_model - 1
+    with torch.device("meta"):
+        small = NBPTransformer.from_name("small", vocab_size=64000)
+    assert small.num_params() >= 50e6  # the CPU benchmark's size
+    assert set(NBP_SIZES) >= {"tiny", "small", "700M", "1.2B", "3B"}
+    with torch.device("meta"):
+        m = NBPTransformer.from_name("700M")
+    assert (m.config.n_layer, m.config.d_model, m.config.n_head, m.config.style) == (24, 1536, 16, "gpt2")
+
+
+def test_ntp_block_is_an_ordinary_causal_lm(monkeypatch):
+    model = tiny(block=(1, 1, 1), condition="none")
+    video = torch.randint(0, V, (2, model.config.video_len))
+    logits = model(video)
+
+    def causal_sdpa(q, k, v, block_size, prefix_len=0, q_offset=0, scale=None):
+        assert block_size == 1 and prefix_len == 0 and q_offset == 0
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    monkeypatch.setattr(generator_module, "block_causal_attention", causal_sdpa)
+    torch.testing.assert_close(logits, model(video), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("condition", ["class", "frames", "none"])
+@pytest.mark.parametrize("block", [(1, 1, 8), (1, 1, 1), (1, 8, 8), (1, 2, 4)])
+@pytest.mark.parametrize("style", ["llama", "gpt2"])
+def test_kv_cache_logits_equal_teacher_forcing(condition, block, style):
+    model = tiny(condition=condition, block=block, style=style)
+    cfg = model.config
+    B = 2
+    cond = {"class": torch.tensor([1, 4]), "frames": torch.randint(0, V, (B, cfg.prefix_len)), "none": None}[condition]
+    video = torch.randint(0, V, (B, cfg.video_len))
+    full = model(video, cond)
+    caches = make_caches(model, B)
+    L, P = cfg.block_len, cfg.prefix_len
+    steps = [prefill(model, cond, B, caches)]
+    for s in range(cfg.num_steps - 1):
+        steps.append(decode_block(model, video[:, s * L : (s + 1) * L], P + L + s * L, caches))
+    assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-4
+
+
+def test_loss_is_on_video_tokens_only_and_per_position():
+    model = tiny(condition="frames")
+    codes = torch.randint(0, V, (2, 3, 8, 8))
+    out = model.loss(codes)
+    assert out["per_position"].shape == (8,)
+    context, video = model.split_codes(codes)
+    assert context.shape == (2, 64) and video.shape == (2, 128)
+    changed = codes.clone()
+    changed[:, 0] = (changed[:, 0] + 1) % V  # the context frame is input, never a target
+    logits = model(video, context)
+    assert torch.isclose(out["loss"], F.cross_entropy(logits.flatten(0, 1), video.flatten()))
+
+
+def test_same_seed_same_video_and_batch_independence():
+    model = tiny()
+    s = SamplingConfig(top_k=50, top_p=0.95, cfg_scale=1.5)
+    a = generate(model, torch.tensor([0, 3, 2]), seed=7, sampling=s)
+    b = generate(model, torch.tensor([0, 3, 2]), seed=7, sampling=s)
+    assert a.shape == (3, 3, 8, 8) and torch.equal(a, b)
+    alone = generate(model, torch.tensor([3]), seed=8, sampling=s)  # row 1 of the batch used seed 7 + 1
+    assert torch.equal(alone[0], a[1])
+    assert not torch.equal(a, generate(model, torch.tensor([0, 3, 2]), seed=9, sampling=s))
+
+
+def test_guidance_scale_one_equals_conditional_sampling():
+    model = tiny()
+    cond = torch.tensor([1, 2])
+    plain = generate_tokens(model, cond, seed=3, sampling=SamplingConfig(top_k=40))
+    guided = generate_tokens(model, cond, seed=3, sampling=SamplingConfig(top_k=40, cfg_scale=1.0))
+    assert torch.equal(plain, guided)
+
+
+def test_frame_prediction_keeps_the_context():
+    model = tiny(condition="frames")
+    context = torch.randint(0, V, (2, 64))
+    codes = generate(model, context, seed=0)
+    assert torch.equal(model.config.layout.to_sequence(codes)[:, :64], context)
+
+
+def test_bad_input_errors():
+    model = tiny()
+    with pytest.raises(ValueError, match=r"class ids must be in \[0, 5\)"):
+        generate(model, torch.tensor([5]))
+    with pytest.raises(ValueError, match="class ids"):
+        generate(model, None)
+    frames = tiny(condition="frames")
+    with pytest.raises(ValueError, match=r"context tokens of shape \(B, 64\)"):
+        generate(frames, torch.zeros(1, 10, dtype=torch.long))
+    with pytest.raises(ValueError, match="cfg_scale needs a class-conditional model"):
+        generate(frames, torch.zeros(1, 64, dtype=torch.long), sampling=SamplingConfig(cfg_scale=2.0))
+    with pytest.raises(ValueError, match="num_videos"):
+        generate(tiny(condition="none"))
+    with pytest.raises(ValueError, match="context_frames"):
+        tiny(condition="frames", context_frames=3)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny(style="gpt2")
+    model.save_pretrained(tmp_path / "g")
+    loaded = NBPTransformer.from_pretrained(tmp_path / "g").eval()
+    video = torch.randint(0, V, (1, model.config.video_len))
+    assert torch.equal(model(video, torch.tensor([2])), loaded(video, torch.tensor([2])))
+
+
+def test_overfits_one_clip():
+    torch.manual_seed(0)
+    model = NBPTransformer.from_name("tiny", vocab_size=64, grid=(2, 4, 4), block=(1, 1, 4), num_classes=2,
+                                     n_layer=2, d_model=64, cond_dropout=0.0)
+    codes = torch.randint(0, 64, (1, 2, 4, 4))
+    label = torch.tensor([1])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model.loss(codes, label)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.05
+    model.eval()
+    greedy = generate(model, label, sampling=SamplingConfig(temperature=0.0))
+    assert torch.equal(greedy, codes)

@@ -106,11 +106,11 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     device = info.device
     run_dir = _shared_run_dir(cfg, info)
     ckpt = load_checkpoint(run_dir) if cfg.resume else None
-    if ckpt is not None:  # keep the saved model, data and optimization; let the user change how long
+    if ckpt is not None:  # the saved run's settings; only where to stop and how to run may change
         saved = ckpt["train_config"]
-        keep = {"tokens", "tokenizer", "model", "style", "block", "condition", "context_frames", "cond_dropout",
-                "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "seed"}
-        cfg = NBPTrainConfig(**{**asdict(cfg), **{k: saved[k] for k in keep}, "resume": cfg.resume})
+        own = {"resume": cfg.resume, "stop_at": cfg.stop_at, "progress": cfg.progress, "device": cfg.device,
+               "num_workers": cfg.num_workers}
+        cfg = NBPTrainConfig(**{**saved, **own})
 
     tokens_dir = resolve_tokens(cfg)
     train_set = TokenDataset(tokens_dir / "train")
@@ -135,8 +135,11 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
               f"tokens per clip, grid {mcfg.grid}, block {mcfg.block}, vocabulary {mcfg.vocab_size}")
 
     sampler = ResumableSampler(len(train_set), shuffle=True, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+    # The loader's own generator: starting an epoch must not draw from the global RNG, which the
+    # condition dropout uses and a checkpoint restores.
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                        drop_last=True, persistent_workers=cfg.num_workers > 0)
+                        drop_last=True, persistent_workers=cfg.num_workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.seed))
     if len(loader) == 0:
         raise ValueError(f"the token set has {len(train_set)} clips, fewer than --batch-size {cfg.batch_size} per process")
     opt = build_optimizer(model, cfg.lr, cfg.weight_decay)
@@ -215,7 +218,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 step += 1
-                loss = float(out["loss"])
+                loss = float(out["loss"].detach())
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"loss became {loss} at step {step}; lower --lr")
                 rate = bar.step(cfg.batch_size * cfg.grad_accum * info.world_size, loss=loss)

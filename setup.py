@@ -89,7 +89,10 @@ setup(
     packages=find_packages(include=["nbp_ext", "nbp_ext.*"]),
     python_requires=">=3.10",
     install_requires=["torch>=2.4", "numpy", "av", "safetensors", "tqdm"],
-    extras_require={"test": ["pytest", "scipy"]},
+    extras_require={
+        "export": ["onnx", "onnxruntime", "onnxscript"],
+        "test": ["pytest", "scipy", "onnx", "onnxruntime", "onnxscript"],
+    },
     ext_modules=[CMakeExtension("nbp_ext._C")],
     cmdclass={"build_ext": CMakeBuild},
     zip_safe=False,

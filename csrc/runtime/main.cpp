@@ -1,0 +1,118 @@
+// run_engine: generate videos from an export folder (python export/to_trt.py). This file only parses
+// the command line; runner.cpp does the work. Every failure prints one message naming the option or
+// file at fault and exits with the code listed in --help.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "engine.h"
+#include "runner.h"
+
+namespace {
+
+using nbp::rt::Err;
+using nbp::rt::ExitCode;
+using nbp::rt::Status;
+
+const char* kUsage =
+    "usage: run_engine [options]\n"
+    "  --engines DIR       export folder with manifest.json (default: engines)\n"
+    "  --class N           class id of a class-conditional export (default: 0)\n"
+    "  --context FILE      context video for frame prediction: .y4m, or raw RGB24 frames (any other name)\n"
+    "  --num-videos N      videos to generate (default: 1)\n"
+    "  --batch N           videos per run of the graphs, up to the export's max batch (default: that max)\n"
+    "  --seed N            seed of the first video; video i uses seed + i (default: 0)\n"
+    "  --temperature X     sampling temperature, 0 = greedy (default: the manifest's)\n"
+    "  --top-k N           keep the N most likely tokens, 0 = off (default: the manifest's)\n"
+    "  --top-p X           nucleus mass in (0, 1], 1 = off (default: the manifest's)\n"
+    "  --guidance X        classifier-free guidance scale, 1 = off (default: the manifest's)\n"
+    "  --output PATH       Y4M file of the first video; later ones get _001, _002, ... (default: video.y4m)\n"
+    "  --png               also write every frame as PATH-without-extension_FFF.png\n"
+    "  --tokens-out FILE   also write the token grids, int64 little-endian (N, T', H', W')\n"
+    "  --backend NAME      auto (default), onnxruntime or tensorrt\n"
+    "  --threads N         CPU threads, 0 = all cores (default: 0)\n"
+    "  --quiet             no progress lines\n"
+    "exit codes: 0 ok, 2 bad option, 3 bad manifest, 4 bad engine file, 5 bad context video,\n"
+    "            6 failure while running, 7 cannot write the output\n";
+
+Status parse_int(const char* opt, const char* text, long long lo, long long* out) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < lo) {
+    return Err(ExitCode::kUsage, opt, ": expected an integer >= ", lo, ", got '", text, "'");
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+Status parse_double(const char* opt, const char* text, double* out) {
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || v != v) return Err(ExitCode::kUsage, opt, ": expected a number, got '", text, "'");
+  *out = v;
+  return Status::Ok();
+}
+
+Status parse(int argc, char** argv, nbp::rt::RunConfig* cfg, bool* help) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string opt = argv[i];
+    if (opt == "--help" || opt == "-h") { *help = true; return Status::Ok(); }
+    if (opt == "--png") { cfg->png = true; continue; }
+    if (opt == "--quiet") { cfg->quiet = true; continue; }
+    if (i + 1 >= argc) return Err(ExitCode::kUsage, opt, ": unknown option or missing value (see --help)");
+    const char* val = argv[++i];
+    long long n = 0;
+    if (opt == "--engines") cfg->engines = val;
+    else if (opt == "--output") cfg->output = val;
+    else if (opt == "--context") cfg->context = val;
+    else if (opt == "--tokens-out") cfg->tokens_out = val;
+    else if (opt == "--class") { NBP_RT_TRY(parse_int("--class", val, 0, &n)); cfg->class_id = n; }
+    else if (opt == "--num-videos") { NBP_RT_TRY(parse_int("--num-videos", val, 1, &n)); cfg->num_videos = n; }
+    else if (opt == "--batch") { NBP_RT_TRY(parse_int("--batch", val, 1, &n)); cfg->batch = n; }
+    else if (opt == "--seed") { NBP_RT_TRY(parse_int("--seed", val, 0, &n)); cfg->seed = static_cast<uint64_t>(n); }
+    else if (opt == "--threads") { NBP_RT_TRY(parse_int("--threads", val, 0, &n)); cfg->threads = static_cast<int>(n); }
+    else if (opt == "--top-k") { NBP_RT_TRY(parse_int("--top-k", val, 0, &n)); cfg->sampling.top_k = n; cfg->has_top_k = true; }
+    else if (opt == "--temperature") { NBP_RT_TRY(parse_double("--temperature", val, &cfg->sampling.temperature)); cfg->has_temperature = true; }
+    else if (opt == "--top-p") { NBP_RT_TRY(parse_double("--top-p", val, &cfg->sampling.top_p)); cfg->has_top_p = true; }
+    else if (opt == "--guidance") { NBP_RT_TRY(parse_double("--guidance", val, &cfg->sampling.guidance)); cfg->has_guidance = true; }
+    else if (opt == "--backend") {
+      const std::string b = val;
+      if (b == "auto") cfg->backend = nbp::rt::BackendKind::kAuto;
+      else if (b == "onnxruntime" || b == "ort") cfg->backend = nbp::rt::BackendKind::kOnnxRuntime;
+      else if (b == "tensorrt" || b == "trt") cfg->backend = nbp::rt::BackendKind::kTensorRT;
+      else return Err(ExitCode::kUsage, "--backend: expected auto, onnxruntime or tensorrt, got '", b, "'");
+    } else {
+      return Err(ExitCode::kUsage, opt, ": unknown option (see --help)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    nbp::rt::RunConfig cfg;
+    bool help = false;
+    Status st = parse(argc, argv, &cfg, &help);
+    if (st.ok() && help) {
+      std::fputs(kUsage, stdout);
+      std::printf("TensorRT backend: %s\n", nbp::rt::trt_backend_built() ? "built" : "not built");
+      return 0;
+    }
+    if (st.ok()) st = nbp::rt::run(cfg);
+    if (!st.ok()) {
+      std::fprintf(stderr, "run_engine: error: %s\n", st.message().c_str());
+      return static_cast<int>(st.code());
+    }
+    return 0;
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc from a container
+    std::fprintf(stderr, "run_engine: error: %s\n", e.what());
+    return static_cast<int>(ExitCode::kRuntime);
+  }
+}

@@ -1,0 +1,135 @@
+"""Export wrappers of the generator: the prefill graph and the block-step graph.
+
+Both wrap an *adapter*, an object that runs one generator with explicit key/value tensors:
+
+    adapter.prefill(prefix)  prefix (R, P) int64
+        -> logits (R, L, V) of the first video block, keys and values: lists over layers of
+           (R, Hkv, F, D), F = P + L (the prefix and the start block)
+    adapter.step(tokens, position, past_k, past_v)
+        tokens (R, L) int64 (the block just sampled), position (1,) int64 (absolute position of
+        its first token), past_k / past_v lists of (R, Hkv, N, D) caches whose first ``position``
+        entries are valid
+        -> logits (R, L, V) of the next block, the block's keys and values (R, Hkv, L, D) per layer
+
+and whose ``spec`` (a GeneratorSpec) gives the sizes. The step graph has fully static shapes; the
+caches go in and only the new block's keys and values come out, which the runtime writes at
+``position`` itself, so the caches stay at fixed addresses. ``cached_block_attention`` is the
+attention of a step in standard ops: every cached key before ``position`` belongs to an earlier
+block (or the prefix) and is visible, and the block sees itself bidirectionally.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GeneratorSpec:
+    vocab_size: int
+    num_layers: int
+    kv_heads: int
+    head_dim: int
+    latent_grid: tuple[int, int, int]
+    block_shape: tuple[int, int, int]
+    prefix_kind: str          # "class", "frames" or "none" (unconditional: P = 0)
+    prefix_len: int           # P
+    num_classes: int = 0      # class prefix
+    null_class: int = -1      # class prefix: the unconditional stream's id (-1: none)
+    context_frames: int = 0   # frames prefix: latent frames given
+
+    @property
+    def block_len(self) -> int:
+        return math.prod(self.block_shape)
+
+    @property
+    def num_blocks(self) -> int:
+        """Video blocks generated per clip."""
+        t, h, w = self.latent_grid
+        return (t - self.context_frames) * h * w // self.block_len
+
+    @property
+    def first_block_position(self) -> int:
+        """Absolute position of the block fed to step 1 (after the prefix and the start block)."""
+        return self.prefix_len + self.block_len
+
+    @property
+    def max_cache_len(self) -> int:
+        """Positions the step graph's caches hold: the prefix, the start block and every block fed to a
+        step (the runtime appends the last step's block too, so the loop has no special case)."""
+        return self.first_block_position + (self.num_blocks - 1) * self.block_len
+
+
+def cached_block_attention(q, k_new, v_new, past_k, past_v, position, scale: float | None = None):
+    """q (R, H, L, D), k_new/v_new (R, Hkv, L, D), past_k/past_v (R, Hkv, N, D), position (1,) int64
+    -> (R, H, L, D): each query sees the cached keys before ``position`` and the whole new block."""
+    n = past_k.shape[2]
+    keys = torch.cat([past_k, k_new], dim=2)  # (R, Hkv, N + L, D)
+    values = torch.cat([past_v, v_new], dim=2)
+    group = q.shape[1] // keys.shape[1]
+    if group > 1:
+        keys = keys.repeat_interleave(group, dim=1)
+        values = values.repeat_interleave(group, dim=1)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    visible = torch.cat([torch.arange(n, device=q.device) < position, torch.ones(k_new.shape[2], dtype=torch.bool, device=q.device)])
+    scores = (q @ keys.transpose(-1, -2)) * scale  # (R, H, L, N + L)
+    scores = scores.masked_fill(~visible, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ values
+
+
+class PrefillGraph(nn.Module):
+    """prefix (R, P) -> logits and caches. With P = 0 (unconditional) the graph has no input at all:
+    ``rows`` fixes its batch."""
+
+    def __init__(self, adapter, rows: int | None = None):
+        super().__init__()
+        self.adapter = adapter
+        self.rows = rows
+
+    def forward(self, prefix: torch.Tensor | None = None):
+        if prefix is None:
+            prefix = torch.zeros(self.rows, 0, dtype=torch.int64)
+        logits, keys, values = self.adapter.prefill(prefix)
+        return (logits.float(), *[t for kv in zip(keys, values) for t in kv])
+
+
+class StepGraph(nn.Module):
+    def __init__(self, adapter):
+        super().__init__()
+        self.adapter = adapter
+
+    def forward(self, tokens: torch.Tensor, position: torch.Tensor, *caches: torch.Tensor):
+        past_k, past_v = list(caches[0::2]), list(caches[1::2])
+        logits, keys, values = self.adapter.step(tokens, position, past_k, past_v)
+        return (logits.float(), *[t for kv in zip(keys, values) for t in kv])
+
+
+def prefill_io(spec: GeneratorSpec, rows: int):
+    """(input names, output names, manifest entries of inputs and outputs)."""
+    from export.manifest import tensor_entry
+
+    F, L, V = spec.first_block_position, spec.block_len, spec.vocab_size
+    kv = [rows, spec.kv_heads, F, spec.head_dim]
+    outs = ["logits"] + [f"{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
+    if spec.prefix_len == 0:  # unconditional: no input
+        return [], outs, [], [tensor_entry("logits", "float32", [rows, L, V])] + [tensor_entry(n, "float32", kv) for n in outs[1:]]
+    entries_in = [tensor_entry("prefix", "int64", [rows, spec.prefix_len])]
+    entries_out = [tensor_entry("logits", "float32", [rows, L, V])] + [tensor_entry(n, "float32", kv) for n in outs[1:]]
+    return ["prefix"], outs, entries_in, entries_out
+
+
+def step_io(spec: GeneratorSpec, rows: int):
+    from export.manifest import tensor_entry
+
+    N, L, V = spec.max_cache_len, spec.block_len, spec.vocab_size
+    past = [f"past_{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
+    ins = ["tokens", "position"] + past
+    outs = ["logits"] + [f"{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
+    entries_in = [tensor_entry("tokens", "int64", [rows, L]), tensor_entry("position", "int64", [1])]
+    entries_in += [tensor_entry(n, "float32", [rows, spec.kv_heads, N, spec.head_dim]) for n in past]
+    entries_out = [tensor_entry("logits", "float32", [rows, L, V])]
+    entries_out += [tensor_entry(n, "float32", [rows, spec.kv_heads, L, spec.head_dim]) for n in outs[1:]]
+    return ins, outs, entries_in, entries_out

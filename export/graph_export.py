@@ -1,0 +1,103 @@
+"""Writes the graphs of an export folder with the dynamo exporter and checks each one.
+
+``export_all`` exports prefill, step and the tokenizer decoder (and encoder for a frames prefix),
+runs ``onnx.checker`` and an ONNX Runtime vs PyTorch comparison on each, and returns the manifest's
+``graphs`` section plus the largest differences. The custom attention op goes through
+``export.onnx_attention`` (a custom translation table); step attention is written in standard ops
+by the adapter (``cached_block_attention``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export import onnx_attention, onnx_check
+from export.generator_graphs import GeneratorSpec, PrefillGraph, StepGraph, prefill_io, step_io
+from export.manifest import tensor_entry
+from export.tokenizer_graphs import DecoderGraph, EncoderGraph
+
+OPSET = 18
+
+
+def _onnx_export(module, args, path: Path, input_names, output_names, dynamic_shapes=None, verbose=False) -> None:
+    """torch.onnx.export(dynamo=True) into one self-contained .onnx file; the exporter's progress
+    lines are shown only when ``verbose``."""
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with warnings.catch_warnings(), quiet:
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module, args, input_names=input_names, output_names=output_names, dynamo=True, opset_version=OPSET,
+            dynamic_shapes=dynamic_shapes, custom_translation_table=onnx_attention.translation_table(),
+            optimize=True, verbose=False,
+        )
+    program.save(str(path), external_data=False)
+
+
+def export_prefill(adapter, spec: GeneratorSpec, rows: int, out: Path, prefix: torch.Tensor, verbose=False):
+    """prefill.onnx, static shapes (the prefix length is part of the model: P = 0 gives a graph without
+    inputs). Returns (manifest entry, max diff)."""
+    graph = PrefillGraph(adapter, rows).eval()
+    ins, outs, e_in, e_out = prefill_io(spec, rows)
+    path = out / "prefill.onnx"
+    args = (prefix,) if ins else ()
+    _onnx_export(graph, args, path, ins, outs, verbose=verbose)
+    onnx_check.check_model(path)
+    with torch.no_grad():
+        want = {n: t.numpy() for n, t in zip(outs, graph(*args))}
+    diff = onnx_check.run_and_compare(path, {n: t.numpy() for n, t in zip(ins, args)}, want)
+    return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
+
+
+def export_step(adapter, spec: GeneratorSpec, rows: int, out: Path, example: tuple, verbose=False):
+    """step.onnx, static shapes. ``example`` = (tokens, position, caches...). Returns (entry, max diff)."""
+    graph = StepGraph(adapter).eval()
+    ins, outs, e_in, e_out = step_io(spec, rows)
+    path = out / "step.onnx"
+    _onnx_export(graph, example, path, ins, outs, verbose=verbose)
+    onnx_check.check_model(path)
+    with torch.no_grad():
+        want = {n: t.numpy() for n, t in zip(outs, graph(*example))}
+    diff = onnx_check.run_and_compare(path, {n: t.numpy() for n, t in zip(ins, example)}, want)
+    return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
+
+
+def export_decoder(tokenizer, grid, out: Path, verbose=False):
+    graph = DecoderGraph(tokenizer).eval()
+    codes = torch.randint(0, tokenizer.codebook_size, (1, *grid), generator=torch.Generator().manual_seed(0))
+    path = out / "decoder.onnx"
+    _onnx_export(graph, (codes,), path, ["codes"], ["video"],
+                 dynamic_shapes={"codes": {0: torch.export.Dim("batch", min=1, max=64)}}, verbose=verbose)
+    onnx_check.check_model(path)
+    with torch.no_grad():
+        video = graph(codes)
+    diff = onnx_check.run_and_compare(path, {"codes": codes.numpy()}, {"video": video.numpy()})
+    t, h, w = video.shape[2:]
+    entry = {"onnx": path.name, "engine": None,
+             "inputs": [tensor_entry("codes", "int64", ["batch", *grid])],
+             "outputs": [tensor_entry("video", "float32", ["batch", 3, t, h, w])]}
+    return entry, diff, (t, h, w)
+
+
+def export_encoder(tokenizer, frames: int, height: int, width: int, out: Path, verbose=False):
+    graph = EncoderGraph(tokenizer).eval()
+    video = torch.rand(1, 3, frames, height, width, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    path = out / "encoder.onnx"
+    _onnx_export(graph, (video,), path, ["video"], ["codes"], verbose=verbose)
+    onnx_check.check_model(path)
+    with torch.no_grad():
+        codes = graph(video)
+    # Codes are rounded latents: a latent within rounding error of a level boundary may flip.
+    got = onnx_check.ort_session(path).run(["codes"], {"video": video.numpy()})[0]
+    mismatch = float(np.mean(got != codes.numpy()))
+    if mismatch > 1e-3:
+        raise onnx_check.ParityError(f"encoder.onnx: {mismatch:.2%} of codes differ from PyTorch (allowed 0.1%)")
+    entry = {"onnx": path.name, "engine": None,
+             "inputs": [tensor_entry("video", "float32", [1, 3, frames, height, width])],
+             "outputs": [tensor_entry("codes", "int64", [1, *codes.shape[1:]])]}
+    return entry, mismatch

@@ -1,0 +1,120 @@
+"""One export folder from a generator adapter and a tokenizer: graphs, checks, engines, manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from export import graph_export, tensorrt_build
+from export.generator_graphs import GeneratorSpec
+from export.manifest import sha256_dir, write_manifest
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "guidance_scale": 1.0}
+
+
+def _example_prefix(spec: GeneratorSpec, max_batch: int, guidance: bool) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    if spec.prefix_kind == "class":
+        cond = torch.randint(0, spec.num_classes, (max_batch, 1), generator=g).expand(max_batch, spec.prefix_len)
+        rows = [cond, torch.full_like(cond, spec.null_class)] if guidance else [cond]
+    elif spec.prefix_kind == "frames":
+        ctx = torch.randint(0, spec.vocab_size, (max_batch, spec.prefix_len), generator=g)
+        rows = [ctx, ctx] if guidance else [ctx]
+    else:  # unconditional: no prefix
+        rows = [torch.zeros(max_batch, 0, dtype=torch.int64)]
+    return torch.cat(rows).contiguous()
+
+
+@torch.no_grad()
+def _example_step(adapter, spec: GeneratorSpec, prefix: torch.Tensor) -> tuple:
+    """Step inputs as in a real loop: caches filled by the prefill, the first block's tokens."""
+    _, keys, values = adapter.prefill(prefix)
+    rows, F, N = prefix.shape[0], spec.first_block_position, spec.max_cache_len
+    caches = []
+    for k, v in zip(keys, values):
+        for t in (k, v):
+            c = torch.zeros(rows, spec.kv_heads, N, spec.head_dim)
+            c[:, :, :F] = t.float()
+            caches.append(c)
+    tokens = torch.randint(0, spec.vocab_size, (rows, spec.block_len), generator=torch.Generator().manual_seed(1))
+    return (tokens, torch.tensor([F], dtype=torch.int64), *caches)
+
+
+def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, *, video: tuple[int, int, int],
+                  max_batch: int = 1, guidance: bool = True, precision: str = "fp32", fps: int = 8,
+                  sampling: dict | None = None, checkpoint: dict | None = None, build_engines: bool = True,
+                  verbose: bool = False, log=print) -> dict:
+    """Writes prefill.onnx, step.onnx, decoder.onnx (encoder.onnx for a frames prefix), engines where
+    TensorRT can build them, and manifest.json into ``out_dir``; returns the manifest.
+
+    ``video`` is (frames, height, width) of a clip; ``checkpoint`` maps names to model folders whose
+    SHA-256 goes into the manifest.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    if guidance and spec.prefix_kind == "class" and spec.null_class < 0:
+        raise ValueError("guidance needs a null class (the model has none): export with guidance off")
+    if guidance and spec.prefix_kind != "class":
+        raise ValueError(f"guidance needs a null class, which a {spec.prefix_kind!r} prefix does not have: export with guidance off")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = max_batch * (2 if guidance else 1)
+    frames, height, width = video
+
+    prefix = _example_prefix(spec, max_batch, guidance)
+    graphs, diffs = {}, {}
+    graphs["prefill"], diffs["prefill"] = graph_export.export_prefill(adapter, spec, rows, out, prefix, verbose)
+    log(f"prefill.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['prefill']:.2e}")
+    graphs["step"], diffs["step"] = graph_export.export_step(adapter, spec, rows, out, _example_step(adapter, spec, prefix), verbose)
+    log(f"step.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['step']:.2e}")
+    graphs["decoder"], diffs["decoder"], decoded = graph_export.export_decoder(tokenizer, spec.latent_grid, out, verbose)
+    log(f"decoder.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['decoder']:.2e}")
+    if decoded != (frames, height, width):
+        raise ValueError(f"the tokenizer decodes {spec.latent_grid} to {decoded} frames x height x width, expected {video}")
+    if spec.prefix_kind == "frames":
+        ctx_frames = 1 + 4 * (spec.context_frames - 1)
+        graphs["encoder"], diffs["encoder"] = graph_export.export_encoder(tokenizer, ctx_frames, height, width, out, verbose)
+        log(f"encoder.onnx: share of codes differing from PyTorch {diffs['encoder']:.2e}")
+
+    timings = {}
+    reason = tensorrt_build.why_unavailable() if build_engines else "TensorRT engines not built: disabled by --no-engines"
+    if reason:
+        log(reason)
+    else:
+        for name, entry in graphs.items():
+            engine = f"{name}.engine"
+            seconds = tensorrt_build.build_engine(out / entry["onnx"], out / engine, precision)
+            shapes = {t["name"]: [d if isinstance(d, int) else 1 for d in t["shape"]] for t in entry["inputs"]}
+            timings[name] = tensorrt_build.time_engine(out / engine, shapes)
+            entry["engine"] = engine
+            log(f"{engine}: built in {seconds:.1f} s, {timings[name]:.3f} ms per run ({precision})")
+
+    model = {
+        "vocab_size": spec.vocab_size, "num_layers": spec.num_layers, "kv_heads": spec.kv_heads,
+        "head_dim": spec.head_dim, "latent_grid": list(spec.latent_grid), "block_shape": list(spec.block_shape),
+        "block_len": spec.block_len, "num_blocks": spec.num_blocks, "max_cache_len": spec.max_cache_len,
+        "first_block_position": spec.first_block_position, "start": "learned",
+        "prefix": ({"kind": "class", "length": spec.prefix_len, "num_classes": spec.num_classes, "null_class": spec.null_class}
+                   if spec.prefix_kind == "class" else
+                   {"kind": "frames", "length": spec.prefix_len, "context_frames": spec.context_frames}
+                   if spec.prefix_kind == "frames" else {"kind": "none", "length": 0}),
+        "graph_batch": rows, "max_batch": max_batch, "guidance": guidance,
+        "steps": spec.num_blocks,
+    }
+    manifest = {
+        "precision": precision,
+        "onnx_dtype": "float32",
+        "checkpoint": {name: {"path": str(p), "sha256": sha256_dir(p)} for name, p in (checkpoint or {}).items()},
+        "model": model,
+        "video": {"frames": frames, "height": height, "width": width, "fps": fps},
+        "sampling": {**DEFAULT_SAMPLING, **(sampling or {})},
+        "graphs": graphs,
+        "parity": {"max_abs_diff": diffs, "tensorrt_ms": timings},
+    }
+    manifest = write_manifest(out, manifest)
+    log(f"wrote {out / 'manifest.json'}")
+    return manifest

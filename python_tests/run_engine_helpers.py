@@ -1,0 +1,89 @@
+"""Shared by the export and run_engine tests: tiny runs of ``python -m nbp_ext.train`` made here (a
+real NBPTransformer and VideoTokenizer saved as a training run saves them), their exports (built once
+per test session), and running ./run_engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "run_engine"
+
+GRID, BLOCK, NUM_CLASSES = (3, 8, 8), (1, 1, 8), 5
+FSQ_LEVELS = (7, 7, 2)  # 98 codes: an awkward vocabulary
+VIDEO = (9, 64, 64)  # what the tokenizer decodes GRID to
+
+
+def make_models(condition: str = "class", style: str = "llama", seed: int = 0):
+    from nbp_ext.models import NBPTransformer, VideoTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = VideoTokenizer.from_name("tiny", fsq_levels=FSQ_LEVELS).eval()
+    model = NBPTransformer.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=GRID, block=BLOCK,
+                                     num_classes=NUM_CLASSES, context_frames=1, n_layer=2, d_model=64, n_kv_head=2,
+                                     condition=condition, style=style).eval()
+    return model, tokenizer
+
+
+def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: int = 0, stamp: str = "20260101-000000"):
+    """runs/tokenizer-<stamp>/tokenizer and runs/nbp-<stamp>/{generator/, generator.json} as training writes them."""
+    from export.manifest import sha256_file
+
+    model, tokenizer = make_models(condition, style, seed)
+    tok_dir = runs / f"tokenizer-{stamp}" / "tokenizer"
+    tokenizer.save_pretrained(tok_dir)
+    run = runs / f"nbp-{stamp}"
+    model.save_pretrained(run / "generator")
+    (run / "generator.json").write_text(json.dumps({
+        "tokens": str(tok_dir.parent / "tokens"), "tokenizer": str(tok_dir),
+        "tokenizer_sha256": sha256_file(tok_dir / "model.safetensors")}))
+    return run, model, tokenizer
+
+
+_EXPORTS: dict = {}
+
+
+def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2):
+    """(export folder, model, tokenizer, manifest) of a tiny run exported with export/to_trt.py's main
+    (default run: the newest under runs/); built once per test session."""
+    key = (condition, style, max_batch)
+    if key not in _EXPORTS:
+        from export import to_trt
+        from nbp_ext.models import NBPTransformer, VideoTokenizer
+
+        base = tmp_root / "-".join(map(str, key))
+        runs = base / "runs"
+        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000")
+        run, _, _ = make_run(runs, condition, style, seed=0)
+        past = time.time() - 3600
+        os.utime(old, (past, past))  # the newest run is the one to export
+        out = base / "engines"
+        code = to_trt.main(["--runs", str(runs), "--output", str(out), "--max-batch", str(max_batch), "--no-engines"])
+        assert code == 0, "export/to_trt.py failed"
+        model = NBPTransformer.from_pretrained(run / "generator").eval()
+        tokenizer = VideoTokenizer.from_pretrained(run.parent / "tokenizer-20260101-000000" / "tokenizer").eval()
+        _EXPORTS[key] = (out, model, tokenizer, json.loads((out / "manifest.json").read_text()))
+    return _EXPORTS[key]
+
+
+def ensure_built() -> str | None:
+    """None when ./run_engine runs, else the reason (its output)."""
+    env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}  # whose onnxruntime wheel to use
+    r = subprocess.run([str(LAUNCHER), "--help"], capture_output=True, text=True, timeout=900, env=env)
+    return None if r.returncode == 0 else f"./run_engine --help failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+
+
+def run_engine(*args, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LAUNCHER), "--threads", "2", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def read_tokens(path, grid=GRID) -> np.ndarray:
+    return np.fromfile(path, dtype=np.int64).reshape(-1, *grid)

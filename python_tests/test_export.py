@@ -1,0 +1,148 @@
+"""export/: a tiny NBPTransformer run exported by export/to_trt.py; every graph checked against the
+real model in ONNX Runtime: prefill, every step of a whole generation (the KV caches of
+nbp_ext.generate as inputs), the tokenizer decoder; class-conditional (with guidance), frame
+prediction and unconditional models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export import onnx_check, to_trt
+from export.manifest import sha256_dir, sha256_file
+from nbp_ext.generate import make_caches, prefill, decode_block
+from nbp_ext.ops import sample_block
+from run_engine_helpers import GRID, NUM_CLASSES, exported, make_run
+
+
+@pytest.fixture(scope="module")
+def cls(tmp_path_factory):
+    return exported(tmp_path_factory.getbasetemp())
+
+
+def test_manifest_lists_every_file_with_its_hash(cls):
+    out, model, _, manifest = cls
+    assert manifest["format"] == "nbp-engines" and manifest["format_version"] == 1
+    assert set(manifest["files"]) == {"prefill.onnx", "step.onnx", "decoder.onnx"}
+    for name, digest in manifest["files"].items():
+        assert sha256_file(out / name) == digest
+    for name, entry in manifest["checkpoint"].items():  # the newest run and the tokenizer it records
+        assert entry["path"].endswith({"generator": "nbp-20260101-000000/generator",
+                                       "tokenizer": "tokenizer-20260101-000000/tokenizer"}[name])
+        assert sha256_dir(entry["path"]) == entry["sha256"]
+    m, cfg = manifest["model"], model.config
+    assert (m["num_blocks"], m["block_len"], m["graph_batch"], m["max_cache_len"]) == (cfg.num_steps, 8, 4, cfg.max_len)
+    assert m["prefix"] == {"kind": "class", "length": 1, "num_classes": NUM_CLASSES, "null_class": NUM_CLASSES}
+    assert manifest["sampling"] == {"temperature": 1.0, "top_k": cfg.vocab_size, "top_p": 0.9, "guidance_scale": 2.0}
+    assert max(manifest["parity"]["max_abs_diff"].values()) < 1e-4
+
+
+def test_graphs_use_standard_ops_only(cls):
+    out = cls[0]
+    for name in ("prefill.onnx", "step.onnx", "decoder.onnx"):
+        model = onnx.load(str(out / name))
+        onnx.checker.check_model(model, full_check=True)
+        assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), name
+        assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
+
+
+def test_step_graph_is_static(cls):
+    model = onnx.load(str(cls[0] / "step.onnx"))
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        assert all(d.HasField("dim_value") for d in dims), value.name
+
+
+def feeds_of(cond):
+    return {} if cond is None else {"prefix": (cond[:, None] if cond.dim() == 1 else cond).numpy()}
+
+
+def check_generation(out, model, cond, rows, seed=3, cfg_scale=None):
+    """Runs nbp_ext.generate's prefill and decode_block over a whole clip and, at each of them, the
+    ONNX graph on the same inputs (caches as generation holds them); returns the largest differences."""
+    cfg = model.config
+    P, L, K = cfg.prefix_len, cfg.block_len, cfg.num_steps
+    pre = onnx_check.ort_session(out / "prefill.onnx")
+    step = onnx_check.ort_session(out / "step.onnx")
+    caches = make_caches(model, rows)
+    logits = prefill(model, cond, rows, caches)
+    want = {"logits": logits.numpy(), **{f"key_{i}": c.k[:, :, : P + L].numpy() for i, c in enumerate(caches)},
+            **{f"value_{i}": c.v[:, :, : P + L].numpy() for i, c in enumerate(caches)}}
+    diffs = [onnx_check.run_and_compare(out / "prefill.onnx", feeds_of(cond), want, session=pre)]
+    B = rows // 2 if cfg_scale else rows
+    for k in range(K - 1):
+        c, u = (logits[:B], logits[B:]) if cfg_scale else (logits, None)
+        tokens = sample_block(c, seed, k, 1.0, cfg.vocab_size, 0.9, cfg_scale, u)
+        tokens = torch.cat([tokens, tokens]) if cfg_scale else tokens
+        pos = P + L + k * L
+        feeds = {"tokens": tokens.numpy(), "position": np.array([pos], np.int64)}
+        for i, cache in enumerate(caches):  # as the runtime holds them: positions >= pos not yet written
+            feeds[f"past_key_{i}"], feeds[f"past_value_{i}"] = cache.k.numpy().copy(), cache.v.numpy().copy()
+        logits = decode_block(model, tokens, pos, caches)
+        want = {"logits": logits.numpy(), **{f"key_{i}": c.k[:, :, pos : pos + L].numpy() for i, c in enumerate(caches)},
+                **{f"value_{i}": c.v[:, :, pos : pos + L].numpy() for i, c in enumerate(caches)}}
+        diffs.append(onnx_check.run_and_compare(out / "step.onnx", feeds, want, session=step))
+    return diffs
+
+
+def test_every_step_of_a_guided_generation_matches(cls):
+    out, model, _, _ = cls
+    cond = torch.tensor([4, 0, NUM_CLASSES, NUM_CLASSES])  # two videos, then the null-class stream
+    diffs = check_generation(out, model, cond, 4, cfg_scale=2.0)
+    assert len(diffs) == model.config.num_steps and max(diffs) < 1e-4
+
+
+@pytest.mark.parametrize("condition, style", [("frames", "llama"), ("none", "gpt2")])
+def test_frames_and_unconditional_models(tmp_path_factory, condition, style):
+    out, model, _, manifest = exported(tmp_path_factory.getbasetemp(), condition, style, max_batch=1)
+    assert manifest["model"]["guidance"] is False  # guidance defaults to off without a null class
+    if condition == "frames":
+        assert manifest["model"]["prefix"] == {"kind": "frames", "length": 64, "context_frames": 1}
+        assert "encoder.onnx" in manifest["files"]
+        cond = torch.randint(0, model.config.vocab_size, (1, 64), generator=torch.Generator().manual_seed(0))
+    else:
+        assert manifest["model"]["prefix"] == {"kind": "none", "length": 0}
+        assert manifest["graphs"]["prefill"]["inputs"] == []
+        cond = None
+    diffs = check_generation(out, model, cond, 1)
+    assert len(diffs) == model.config.num_steps and max(diffs) < 1e-4
+
+
+def test_decoder_parity(cls):
+    out, _, tokenizer, _ = cls
+    codes = torch.randint(0, tokenizer.codebook_size, (2, *GRID), generator=torch.Generator().manual_seed(3))
+    video = tokenizer.decode(codes)
+    assert onnx_check.run_and_compare(out / "decoder.onnx", {"codes": codes.numpy()}, {"video": video.numpy()}) < 1e-4
+
+
+def test_parity_failure_is_reported():
+    with pytest.raises(onnx_check.ParityError, match="differs from PyTorch by"):
+        onnx_check.compare("g.onnx", {"y": np.ones(3, np.float32)}, {"y": np.zeros(3, np.float32)})
+
+
+# ---- to_trt.py errors: before any export -------------------------------------------------------
+
+def test_no_run_is_a_clear_error(tmp_path, capsys):
+    assert to_trt.main(["--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "e")]) == 1
+    assert "no generator run (nbp-*/generator/) under" in capsys.readouterr().err
+
+
+def test_tokenizer_that_is_not_the_recorded_one(tmp_path, capsys):
+    run, _, tokenizer = make_run(tmp_path / "runs")
+    info = json.loads((run / "generator.json").read_text())
+    (run / "generator.json").write_text(json.dumps({**info, "tokenizer_sha256": "0" * 64}))
+    assert to_trt.main(["--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "e")]) == 1
+    assert "give the matching --tokenizer" in capsys.readouterr().err
+    (run / "generator.json").write_text(json.dumps({**info, "tokenizer": str(tmp_path / "gone")}))
+    assert to_trt.main(["--checkpoint", str(run), "--output", str(tmp_path / "e")]) == 1
+    assert "does not exist (moved or deleted?)" in capsys.readouterr().err
+
+
+def test_guidance_needs_a_class_model(tmp_path, capsys):
+    run, _, _ = make_run(tmp_path / "runs", condition="none")
+    assert to_trt.main(["--checkpoint", str(run / "generator"), "--guidance", "--output", str(tmp_path / "e")]) == 1
+    assert "guidance needs a null class" in capsys.readouterr().err

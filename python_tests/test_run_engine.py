@@ -1,0 +1,230 @@
+"""./run_engine (ONNX Runtime backend) on tiny NBPTransformer runs exported here: the same tokens as
+nbp_ext.generate for the same seeds (class-conditional with and without guidance, unconditional,
+frame prediction from a Y4M context), Y4M and PNG output, and a message plus a stated exit code for
+every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from export.manifest import sha256_file
+from nbp_ext.generate import SamplingConfig, generate_tokens
+from run_engine_helpers import GRID, NUM_CLASSES, VIDEO, ensure_built, exported, read_tokens, run_engine
+
+# Exit codes (csrc/runtime/status.h).
+USAGE, MANIFEST, ENGINE, INPUT, RUNTIME, OUTPUT = 2, 3, 4, 5, 6, 7
+
+
+@pytest.fixture(scope="module")
+def built():
+    reason = ensure_built()
+    if reason:
+        pytest.fail(reason)
+
+
+@pytest.fixture(scope="module")
+def cls(tmp_path_factory, built):
+    """A tiny class-conditional run exported with guidance, batches of two videos."""
+    return exported(tmp_path_factory.getbasetemp())
+
+
+def python_grids(model, cond=None, *, num_videos=None, seed=0, **sampling) -> np.ndarray:
+    """nbp_ext.generate's tokens as grids (B, T', H', W') (the context first for frame prediction)."""
+    cfg = model.config
+    seq = generate_tokens(model, cond, num_videos=num_videos, seed=seed, sampling=SamplingConfig(**sampling))
+    if cfg.condition == "frames":
+        seq = torch.cat([cond, seq], dim=1)
+    return cfg.layout.to_grid(seq).numpy()
+
+
+def equal_share(got: np.ndarray, want: np.ndarray) -> float:
+    assert got.shape == want.shape, (got.shape, want.shape)
+    share = float(np.mean(got == want))
+    print(f"share of tokens equal to nbp_ext.generate: {share:.2%} of {got.size}")
+    return share
+
+
+def test_same_tokens_as_generate_with_guidance(cls, tmp_path):
+    """Three videos in batches of two (the second batch padded), guidance 2 (the manifest's default):
+    every token equals nbp_ext.generate's for the same seeds."""
+    out, model, _, _ = cls
+    r = run_engine("--engines", out, "--class", 3, "--seed", 100, "--num-videos", 3, "--output", tmp_path / "v.y4m",
+                   "--tokens-out", tmp_path / "tokens.bin")
+    assert r.returncode == 0, r.stderr
+    want = python_grids(model, torch.tensor([3, 3, 3]), seed=100, cfg_scale=2.0)
+    assert equal_share(read_tokens(tmp_path / "tokens.bin"), want) == 1.0
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("video ")]
+    assert len(lines) == 3 and all("ms/block" in ln and "frames/s" in ln for ln in lines)
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (1.0, 20, 0.8), (0.0, 0, 1.0)])
+def test_same_tokens_as_generate_without_guidance(cls, tmp_path, temperature, top_k, top_p):
+    out, model, _, _ = cls
+    r = run_engine("--engines", out, "--class", 1, "--seed", 5, "--num-videos", 2, "--temperature", temperature,
+                   "--top-k", top_k, "--top-p", top_p, "--guidance", 1, "--output", tmp_path / "v.y4m",
+                   "--tokens-out", tmp_path / "t.bin", "--quiet")
+    assert r.returncode == 0, r.stderr
+    want = python_grids(model, torch.tensor([1, 1]), seed=5, temperature=temperature, top_k=top_k or 16000, top_p=top_p)
+    assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
+
+
+def test_unconditional_model(tmp_path_factory, built, tmp_path):
+    out, model, _, _ = exported(tmp_path_factory.getbasetemp(), "none", "gpt2", max_batch=1)
+    r = run_engine("--engines", out, "--seed", 9, "--num-videos", 2, "--output", tmp_path / "v.y4m",
+                   "--tokens-out", tmp_path / "t.bin", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert equal_share(read_tokens(tmp_path / "t.bin"), python_grids(model, num_videos=2, seed=9)) == 1.0
+    check_fails(run_in(out, tmp_path, "--context", tmp_path / "v.y4m"), USAGE, "--context: this export is unconditional")
+
+
+def test_frame_prediction_from_a_context_video(cls, tmp_path_factory, tmp_path):
+    """The context frames go through encoder.onnx (the same codes as VideoTokenizer.encode); the
+    generated blocks equal nbp_ext.generate's for those context codes. A Y4M context works too."""
+    out, model, tokenizer, _ = exported(tmp_path_factory.getbasetemp(), "frames", "llama", max_batch=1)
+    frames_n, h, w = VIDEO
+    t, y, x = np.meshgrid(np.arange(frames_n), np.arange(h), np.arange(w), indexing="ij")
+    rgb = np.stack([(x * 4 + t * 9) % 256, (y * 3) % 256, (x * y) % 256], axis=-1).astype(np.uint8)  # (T, H, W, 3)
+    rgb.tofile(tmp_path / "context.rgb")
+    r = run_engine("--engines", out, "--context", tmp_path / "context.rgb", "--seed", 4, "--num-videos", 2,
+                   "--output", tmp_path / "p.y4m", "--tokens-out", tmp_path / "t.bin", "--quiet")
+    assert r.returncode == 0, r.stderr
+    got = read_tokens(tmp_path / "t.bin")
+    video = torch.from_numpy(rgb[:1]).permute(3, 0, 1, 2).float() / 127.5 - 1  # the first frame: 1 latent frame
+    codes = tokenizer.encode(torch.cat([video, video.expand(-1, frames_n - 1, -1, -1)], 1)[None])  # (1, T', H', W')
+    assert equal_share(got[:, :1], codes[:, :1].numpy().repeat(2, 0)) == 1.0
+    ctx, _ = model.split_codes(torch.from_numpy(got))
+    assert equal_share(got, python_grids(model, ctx, seed=4)) == 1.0
+    r = run_engine("--engines", out, "--context", tmp_path / "p.y4m", "--output", tmp_path / "q.y4m", "--quiet")
+    assert r.returncode == 0, r.stderr
+
+
+def test_y4m_decodes_with_pyav_and_matches_the_decoder(cls, tmp_path):
+    out, model, tokenizer, _ = cls
+    frames_n, h, w = VIDEO
+    r = run_engine("--engines", out, "--class", 0, "--seed", 1, "--output", tmp_path / "clip.y4m", "--png",
+                   "--tokens-out", tmp_path / "t.bin")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(tmp_path / "clip.y4m")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == frames_n and (frames[0].height, frames[0].width) == (h, w)
+    assert frames[0].to_ndarray(format="rgb24").shape == (h, w, 3)
+    assert len(list(tmp_path.glob("clip_*.png"))) == frames_n
+    # Luma plane = full-range BT.601 luma of the decoder's frames, up to rounding.
+    y = np.stack([f.to_ndarray(format="yuv420p")[:h] for f in frames]).astype(np.float64)
+    codes = torch.from_numpy(read_tokens(tmp_path / "t.bin"))
+    rgb = ((tokenizer.decode(codes)[0].clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 3, 0).double().numpy()
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    assert np.abs(y - luma).max() <= 1.0
+
+
+# ---- bad input: message and exit code ---------------------------------------------------------
+
+@pytest.fixture()
+def copy(cls, tmp_path):
+    """A private copy of the export folder to damage."""
+    dst = tmp_path / "engines"
+    shutil.copytree(cls[0], dst)
+    return dst
+
+
+def edit_manifest(folder: Path, fn) -> None:
+    m = json.loads((folder / "manifest.json").read_text())
+    fn(m)
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+def check_fails(r, code: int, *needles: str) -> None:
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert r.stderr.startswith("run_engine: error: "), r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+
+
+def run_in(folder, tmp_path, *extra):
+    return run_engine("--engines", folder, "--output", tmp_path / "v.y4m", *extra)
+
+
+def test_missing_manifest(tmp_path, built):
+    check_fails(run_in(tmp_path / "nowhere", tmp_path), MANIFEST, "manifest.json: cannot open")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("{\"format\": \"nbp-engines\",", "not valid JSON: line 1"),
+    ("[1, 2]", "expected a JSON object"),
+    ("", "not valid JSON"),
+])
+def test_malformed_manifest(copy, tmp_path, text, needle):
+    (copy / "manifest.json").write_text(text)
+    check_fails(run_in(copy, tmp_path), MANIFEST, "manifest.json", needle)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda m: m["model"].pop("vocab_size"), "missing key 'model.vocab_size'"),
+    (lambda m: m.__setitem__("format_version", 99), "key 'format_version'"),
+    (lambda m: m["model"].__setitem__("num_blocks", 7), "key 'model.num_blocks'"),
+    (lambda m: m["model"].__setitem__("block_len", 5), "key 'model.block_len'"),
+    (lambda m: m["model"]["prefix"].__setitem__("kind", "text"), "key 'model.prefix.kind'"),
+    (lambda m: m["model"].__setitem__("head_dim", "8"), "key 'model.head_dim': expected a number"),
+    (lambda m: m["files"].pop("step.onnx"), "missing key 'files.step.onnx'"),
+    (lambda m: m["model"].__setitem__("vocab_size", 1000), "graphs.prefill tensor 'logits' does not have the shape"),
+])
+def test_inconsistent_manifest(copy, tmp_path, edit, needle):
+    edit_manifest(copy, edit)
+    check_fails(run_in(copy, tmp_path), MANIFEST, needle)
+
+
+def test_missing_engine_file(copy, tmp_path):
+    (copy / "step.onnx").unlink()
+    check_fails(run_in(copy, tmp_path), ENGINE, "step.onnx: cannot open")
+
+
+def test_corrupt_engine_file_fails_its_hash(copy, tmp_path):
+    data = bytearray((copy / "decoder.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "decoder.onnx").write_bytes(bytes(data))
+    check_fails(run_in(copy, tmp_path), ENGINE, "decoder.onnx: SHA-256", "does not match the manifest")
+
+
+def test_garbage_engine_file_with_matching_hash(copy, tmp_path):
+    (copy / "step.onnx").write_bytes(b"not an onnx graph" * 10)
+    edit_manifest(copy, lambda m: m["files"].__setitem__("step.onnx", sha256_file(copy / "step.onnx")))
+    check_fails(run_in(copy, tmp_path), ENGINE, "step.onnx: ONNX Runtime cannot load it")
+
+
+def test_engine_of_another_graph(copy, tmp_path):
+    shutil.copy(copy / "prefill.onnx", copy / "step.onnx")
+    edit_manifest(copy, lambda m: m["files"].__setitem__("step.onnx", sha256_file(copy / "step.onnx")))
+    check_fails(run_in(copy, tmp_path), ENGINE, "step.onnx: has ", "inputs but the manifest lists")
+
+
+def test_engine_with_other_shapes(copy, tmp_path):
+    def edit(m):
+        m["graphs"]["step"]["inputs"][0]["shape"] = [2, 9]
+    edit_manifest(copy, edit)
+    check_fails(run_in(copy, tmp_path), ENGINE, "step.onnx: input 'tokens' has shape (4, 8), the manifest says (2, 9)")
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (("--class", NUM_CLASSES), USAGE, f"--class: expected a class id in [0, {NUM_CLASSES})"),
+    (("--class", -1), USAGE, "--class: expected an integer >= 0"),
+    (("--top-p", 0), USAGE, "--top-p: expected a number in (0, 1]"),
+    (("--batch", 3), USAGE, "--batch: expected 1..2"),
+    (("--seed", "x"), USAGE, "--seed: expected an integer"),
+    (("--frobnicate", 1), USAGE, "--frobnicate: unknown option"),
+    (("--backend", "tensorrt"), USAGE, "--backend tensorrt"),
+    (("--context", "x.y4m"), USAGE, "--context: this export is class-conditional"),
+])
+def test_bad_options(cls, tmp_path, args, code, needle):
+    check_fails(run_in(cls[0], tmp_path, *args), code, needle)
+
+
+def test_unwritable_output(cls, tmp_path):
+    r = run_engine("--engines", cls[0], "--output", tmp_path / "no" / "such" / "dir" / "v.y4m", "--quiet")
+    check_fails(r, OUTPUT, "v.y4m: cannot open for writing")

@@ -27,3 +27,18 @@ for f in "${files[@]}"; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "compile_cuda: ${#files[@]} CUDA files compiled for sm_${archs[*]}"
+
+# The CUDA torch bindings (csrc/torch/*_cuda.cpp): a syntax check against the installed torch's
+# headers and the CUDA toolkit's, so they stay compilable on machines without a CUDA build of torch.
+PYTHON=${PYTHON:-.venv/bin/python}
+if [ -x "$PYTHON" ] && torch_inc=$("$PYTHON" -c 'import torch.utils.cpp_extension as c; print(" ".join(c.include_paths()))' 2>/dev/null); then
+  cuda_inc=$(dirname "$(readlink -f "$(command -v "$NVCC")")")/../include
+  shim="$out/shim/c10/cuda/impl"
+  mkdir -p "$shim" && : > "$shim/cuda_cmake_macros.h"  # generated only in CUDA builds of torch
+  incs=()
+  for d in $torch_inc; do incs+=(-I "$d"); done
+  for f in csrc/torch/*_cuda.cpp; do
+    "${CXX:-c++}" -std=c++17 -fsyntax-only "${incs[@]}" -I "$cuda_inc" -I "$out/shim" "$f"
+  done
+  echo "compile_cuda: CUDA bindings pass a syntax check against torch's headers"
+fi

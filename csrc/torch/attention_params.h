@@ -55,4 +55,76 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
   return p;
 }
 
+// The tensors of one call (kept alive while the kernel runs); prepare_* fill p's pointers and strides.
+struct AttentionTensors {
+  at::Tensor q, k, v, out, lse, dout, dq, dk, dv;
+};
+
+inline AttentionTensors prepare_forward(AttentionParams& p, const at::Tensor& q_in, const at::Tensor& k_in,
+                                        const at::Tensor& v_in) {
+  AttentionTensors t;
+  t.q = rows_contiguous(q_in);
+  t.k = rows_contiguous(k_in);
+  t.v = rows_contiguous(v_in);
+  t.out = at::empty_like(t.q, at::MemoryFormat::Contiguous);
+  t.lse = at::empty({p.batch, p.heads, p.q_len}, t.q.options().dtype(at::kFloat));
+  p.q = t.q.data_ptr();
+  p.k = t.k.data_ptr();
+  p.v = t.v.data_ptr();
+  p.out = t.out.data_ptr();
+  p.lse = t.lse.data_ptr<float>();
+  p.q_stride = strides_of(t.q);
+  p.k_stride = strides_of(t.k);
+  p.v_stride = strides_of(t.v);
+  p.o_stride = strides_of(t.out);
+  return t;
+}
+
+inline AttentionTensors prepare_backward(AttentionParams& p, const at::Tensor& dout_in, const at::Tensor& q_in,
+                                         const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& out_in,
+                                         const at::Tensor& lse_in) {
+  NBP_CHECK(dout_in.sizes() == q_in.sizes() && out_in.sizes() == q_in.sizes(),
+            "dout and out must have the shape of q ", q_in.sizes(), ", got ", dout_in.sizes(), " and ",
+            out_in.sizes());
+  NBP_CHECK(dout_in.scalar_type() == q_in.scalar_type() && out_in.scalar_type() == q_in.scalar_type(),
+            "dout and out must have the dtype of q (", q_in.scalar_type(), ")");
+  NBP_CHECK(lse_in.scalar_type() == at::kFloat && lse_in.dim() == 3 && lse_in.size(0) == p.batch &&
+                lse_in.size(1) == p.heads && lse_in.size(2) == p.q_len,
+            "lse must be float32 of shape (B, H, Nq) = (", p.batch, ", ", p.heads, ", ", p.q_len, "), got ",
+            lse_in.scalar_type(), " ", lse_in.sizes());
+  check_same_device(q_in, "q", dout_in, "dout");
+  AttentionTensors t;
+  t.q = rows_contiguous(q_in);
+  t.k = rows_contiguous(k_in);
+  t.v = rows_contiguous(v_in);
+  t.dout = rows_contiguous(dout_in);
+  t.out = rows_contiguous(out_in);
+  t.lse = lse_in.contiguous();
+  t.dq = at::empty_like(t.q, at::MemoryFormat::Contiguous);
+  t.dk = at::empty_like(t.k, at::MemoryFormat::Contiguous);
+  t.dv = at::empty_like(t.v, at::MemoryFormat::Contiguous);
+  p.q = t.q.data_ptr();
+  p.k = t.k.data_ptr();
+  p.v = t.v.data_ptr();
+  p.out = t.out.data_ptr();
+  p.lse = t.lse.data_ptr<float>();
+  p.dout = t.dout.data_ptr();
+  p.dq = t.dq.data_ptr();
+  p.dk = t.dk.data_ptr();
+  p.dv = t.dv.data_ptr();
+  p.q_stride = strides_of(t.q);
+  p.k_stride = strides_of(t.k);
+  p.v_stride = strides_of(t.v);
+  p.o_stride = strides_of(t.out);
+  p.do_stride = strides_of(t.dout);
+  p.dq_stride = strides_of(t.dq);
+  p.dk_stride = strides_of(t.dk);
+  p.dv_stride = strides_of(t.dv);
+  if (p.q_len == 0) {  // no queries: nothing flows back to the keys
+    t.dk.zero_();
+    t.dv.zero_();
+  }
+  return t;
+}
+
 }  // namespace nbp

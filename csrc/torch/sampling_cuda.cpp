@@ -1,6 +1,6 @@
 // CUDA implementation of nbp::sample_block, on the current torch stream and without host
 // synchronisation: rows with invalid logits come back as -1 tokens (nbp_ext.ops checks them).
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -21,7 +21,7 @@ at::Tensor sample_block_cuda_op(const at::Tensor& logits, const at::Tensor& seed
   p.tokens = tokens.data_ptr<int64_t>();
   const int64_t ws_bytes = sample_block_cuda_workspace_bytes(p);
   at::Tensor ws = at::empty({std::max<int64_t>(ws_bytes, 1)}, logits.options().dtype(at::kByte));
-  check_status(sample_block_cuda(p, ws.data_ptr(), nullptr, at::cuda::getCurrentCUDAStream().stream()),
+  check_status(sample_block_cuda(p, ws.data_ptr(), nullptr, c10::cuda::getCurrentCUDAStream().stream()),
                "sample_block");
   return tokens;
 }

@@ -32,7 +32,11 @@ echo "compile_cuda: ${#files[@]} CUDA files compiled for sm_${archs[*]}"
 # headers and the CUDA toolkit's, so they stay compilable on machines without a CUDA build of torch.
 PYTHON=${PYTHON:-.venv/bin/python}
 if [ -x "$PYTHON" ] && torch_inc=$("$PYTHON" -c 'import torch.utils.cpp_extension as c; print(" ".join(c.include_paths()))' 2>/dev/null); then
-  cuda_inc=$(dirname "$(readlink -f "$(command -v "$NVCC")")")/../include
+  cuda_inc=""
+  for d in "${CUDA_HOME:-}" "$(dirname "$(readlink -f "$(command -v "$NVCC")")")/.." /usr/local/cuda /usr/local/cuda-*; do
+    if [ -n "$d" ] && [ -f "$d/include/cuda_runtime_api.h" ]; then cuda_inc="$d/include"; break; fi
+  done
+  [ -n "$cuda_inc" ] || { echo "compile_cuda: cuda_runtime_api.h not found; set CUDA_HOME" >&2; exit 1; }
   shim="$out/shim/c10/cuda/impl"
   mkdir -p "$shim" && : > "$shim/cuda_cmake_macros.h"  # generated only in CUDA builds of torch
   incs=()

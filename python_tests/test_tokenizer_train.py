@@ -130,10 +130,15 @@ def test_extraction_from_files_skips_bad_ones(trained_run, tmp_path, write_test_
     assert ds[0]["codes"].shape == (3, 4, 4)
 
 
-def test_default_pipeline_is_tokenizer_then_tokenize():
-    from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, build_parser
-    assert PIPELINE == ("tokenizer", "tokenize")
+def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
+    from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, PIPELINE_DEFAULTS, build_parser
+    assert PIPELINE == ("tokenizer", "tokenize", "nbp")
     args = build_parser().parse_args(["tokenize", *PIPELINE_ARGS["tokenize"]({"tokenizer": Path("runs/x")})])
     assert args.tokenizer == str(Path("runs/x/tokenizer")) and args.out == str(Path("runs/x/tokens"))
+    results = {"tokenizer": Path("runs/x"), "tokenize": Path("runs/x/tokens")}
+    args = build_parser().parse_args(["nbp", *PIPELINE_ARGS["nbp"](results)])
+    assert args.tokens == str(Path("runs/x/tokens")) and args.tokenizer == str(Path("runs/x/tokenizer"))
+    args = build_parser().parse_args(["tokenizer", *PIPELINE_DEFAULTS["tokenizer"]])
+    assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text

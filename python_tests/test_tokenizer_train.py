@@ -1,7 +1,6 @@
 """The tokenizer training command and token extraction, on tiny clips."""
 
 import json
-import struct
 from pathlib import Path
 
 import av
@@ -10,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nbp_ext.data import DataConfig, SyntheticVideoDataset, TokenDataset
+from nbp_ext.data import SyntheticVideoDataset, TokenDataset
 from nbp_ext.models import VideoTokenizer
 from nbp_ext.train.__main__ import main as train_main
 from nbp_ext.train.perceptual import vgg16_features

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -65,3 +66,19 @@ def barrier(info: DistInfo) -> None:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def shared_run_dir(info: DistInfo, chosen: str | None, runs_root: str, stage: str) -> Path:
+    """The run folder: ``chosen`` (--resume or --run-dir) or a new ``runs_root/<stage>-<time>``, made by
+    the main process and broadcast to the others."""
+    from .run_dir import new_run_dir
+
+    path = None
+    if info.is_main:
+        path = Path(chosen) if chosen else new_run_dir(runs_root, stage)
+        path.mkdir(parents=True, exist_ok=True)
+    if info.enabled:
+        box = [str(path) if path else None]
+        dist.broadcast_object_list(box, src=0)
+        path = Path(box[0])
+    return path

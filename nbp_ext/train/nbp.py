@@ -25,10 +25,10 @@ from ..models.generator_config import nbp_config_from_name
 from ..models.pretrained import WEIGHTS_FILE
 from ..sample import GENERATOR_DIR, RUN_INFO, load_tokenizer, write_sample_grid
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, setup_distributed
+from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .nbp_config import NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
 from .progress import StepProgress
-from .run_dir import latest_run_dir, new_run_dir, save_args
+from .run_dir import latest_run_dir, save_args
 from .schedule import warmup_cosine
 from .tensorboard import ScalarWriter
 
@@ -79,19 +79,6 @@ def evaluate(model: NBPTransformer, val: TokenDataset, device: torch.device, bat
     return {"loss": total / max(count, 1), "uniform": math.log(model.config.vocab_size)}
 
 
-def _shared_run_dir(cfg: NBPTrainConfig, info: DistInfo) -> Path:
-    path = None
-    if info.is_main:
-        chosen = cfg.resume or cfg.run_dir
-        path = Path(chosen) if chosen else new_run_dir(cfg.runs_root, STAGE)
-        path.mkdir(parents=True, exist_ok=True)
-    if info.enabled:
-        box = [str(path) if path else None]
-        dist.broadcast_object_list(box, src=0)
-        path = Path(box[0])
-    return path
-
-
 def _num_classes(train: TokenDataset, val: TokenDataset | None) -> int:
     names = train.class_names
     if names:
@@ -104,7 +91,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     """Train (or resume) and return the run folder; the model is in ``run_dir/generator``."""
     info = setup_distributed(cfg.device)
     device = info.device
-    run_dir = _shared_run_dir(cfg, info)
+    run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
     ckpt = load_checkpoint(run_dir) if cfg.resume else None
     if ckpt is not None:  # the saved run's settings; only where to stop and how to run may change
         saved = ckpt["train_config"]

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # VGG16 "features": conv channel counts with "M" for max-pooling; taps after relu1_2 ... relu5_3.

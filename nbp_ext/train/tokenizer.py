@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
@@ -23,11 +22,11 @@ from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_argum
                     data_config_from_args, to_uint8_frames, write_video)
 from ..models import TOKENIZER_SIZES, VideoTokenizer
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, setup_distributed
+from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .patchgan import PatchGAN3D, adaptive_weight, d_hinge_loss, g_hinge_loss
 from .perceptual import PerceptualLoss, video_perceptual
 from .progress import StepProgress
-from .run_dir import new_run_dir, save_args
+from .run_dir import save_args
 from .schedule import build_optimizer, warmup_cosine
 from .tensorboard import ScalarWriter
 from .video_metrics import psnr, ssim
@@ -141,18 +140,6 @@ def _check_clip_shape(data_cfg: DataConfig) -> None:
         raise ValueError(f"--frames must be 1 + 4k and --size a multiple of 8, got {data_cfg.frames} and {data_cfg.size}")
 
 
-def _shared_run_dir(cfg: TokenizerTrainConfig, info: DistInfo) -> Path:
-    path = None
-    if info.is_main:
-        path = Path(cfg.resume or cfg.run_dir) if (cfg.resume or cfg.run_dir) else new_run_dir(cfg.runs_root, STAGE)
-        path.mkdir(parents=True, exist_ok=True)
-    if info.enabled:
-        box = [str(path) if path else None]
-        dist.broadcast_object_list(box, src=0)
-        path = Path(box[0])
-    return path
-
-
 @torch.no_grad()
 def evaluate(model: VideoTokenizer, val_set, clips: int, batch_size: int, device: torch.device) -> dict:
     """Held-out PSNR / SSIM / code usage on the first ``clips`` clips, and one sample pair."""
@@ -188,7 +175,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
     _check_clip_shape(data_cfg)
     info = setup_distributed(cfg.device)
     device = info.device
-    run_dir = _shared_run_dir(cfg, info)
+    run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
     ckpt = None
     if cfg.resume:
         ckpt = load_checkpoint(run_dir)

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="generator run (runs/nbp-*) or generator folder (default: the newest runs/nbp-* under --runs)")
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer folder (default: the one the run's generator.json records)")
-    p.add_argument("--runs", type=Path, default=ROOT / "runs", help="where python -m nbp_ext.train writes runs (default: runs/)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="where python -m nbp_ext.train wrote its runs (default: runs/ in the current folder)")
     p.add_argument("--output", type=Path, default=Path("engines"), help="export folder (default: engines/)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="TensorRT engine precision; ONNX graphs stay fp32 (default: fp32)")

@@ -93,9 +93,15 @@ def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
                     "-m", "nbp_ext.train", *args_two], check=True, cwd=REPO, env=env, capture_output=True)
+    # AdamW can turn reduction-order noise in a near-zero gradient into a step of up to 2 x lr (3e-3) per
+    # update; a wrong data split would move most entries, so nearly all must agree to 2e-5.
     a, b = weights(one), weights(two)
+    close, total = 0, 0
     for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(a[k], b[k], atol=3 * 2 * 3e-3, rtol=0)
+        close += int(torch.isclose(a[k], b[k], atol=2e-5, rtol=1e-4).sum())
+        total += a[k].numel()
+    assert close / total > 0.99, close / total
 
 
 def test_bad_options(token_run, tmp_path):

@@ -141,3 +141,29 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+    """torchrun with 2 CPU processes (gloo) x 1 clip equals 1 process x 2 clips."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["--steps", "2", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100"]
+    one = _train(tmp_path / "one", *common)
+    args = ["tokenizer", "--run-dir", str(tmp_path / "two"), *SMALL, *common]
+    args[args.index("--batch-size") + 1] = "1"
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+                    "-m", "nbp_ext.train", *args], check=True, cwd=repo, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    a = load_file(str(one / "tokenizer" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "tokenizer" / "model.safetensors"))
+    # Adam turns reduction-order noise in near-zero gradients into visible steps, so a few entries may
+    # differ by up to two learning-rate steps (2 x 2 x 1e-3); a wrong data split would move most of them.
+    close, total = 0, 0
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=4e-3, rtol=0)
+        close += int(torch.isclose(a[k], b[k], atol=2e-5, rtol=1e-4).sum())
+        total += a[k].numel()
+    assert close / total > 0.99, close / total

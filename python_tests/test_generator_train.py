@@ -109,3 +109,32 @@ def test_bad_options(token_run, tmp_path):
         train_main(nbp_args(token_run, tmp_path / "x", "--block", "1,3,4", "--steps", "1"))
     with pytest.raises(SystemExit, match="token folder"):
         train_main(["nbp", "--tokens", str(tmp_path), "--steps", "1", "--no-progress"])
+
+
+def test_sample_command_errors(token_run, tmp_path, write_test_video):
+    """Another tokenizer's vocabulary, and a context clip too short for frame prediction."""
+    from nbp_ext.sample import RUN_INFO
+
+    run = tmp_path / "frames-run"
+    model = NBPTransformer.from_name("tiny", vocab_size=625, grid=(5, 4, 4), block=(1, 1, 4), condition="frames",
+                                     context_frames=2, n_layer=1, d_model=32)
+    model.save_pretrained(run / "generator")
+    (run / RUN_INFO).write_text(json.dumps({"tokenizer": str(token_run / "tokenizer")}))
+
+    other = tmp_path / "other-tokenizer"
+    VideoTokenizer.from_name("tiny", fsq_levels=(4, 4)).save_pretrained(other)
+    short = write_test_video(tmp_path / "short.mp4", 3, 32, 32, 8, "libx264")  # context needs 5 frames
+    long = write_test_video(tmp_path / "long.mp4", 8, 32, 32, 8, "libx264")
+
+    def sample(*args):
+        return subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--top-k", "50",
+                               "--out", str(tmp_path / "out.mp4"), *args], cwd=REPO, capture_output=True, text=True)
+
+    r = sample("--context", str(long), "--tokenizer", str(other))
+    assert r.returncode != 0 and "has 16 codes but the generator was trained on 625" in r.stderr
+    r = sample("--context", str(short))
+    assert r.returncode != 0 and "--context" in r.stderr and "first 5 frames" in r.stderr
+    r = sample()
+    assert r.returncode != 0 and "--context is required" in r.stderr
+    r = sample("--context", str(long), "--num", "2")
+    assert r.returncode == 0, r.stderr

@@ -150,6 +150,9 @@ def load_generator(path):
         model = NBPTransformer.from_pretrained(folder).float().eval()
     except (OSError, KeyError, TypeError, RuntimeError) as e:
         raise GeneratorUnavailable(f"--checkpoint: cannot load the NBPTransformer in {folder}: {e}") from e
+    if getattr(model.config, "start", "learned") != "learned":
+        raise GeneratorUnavailable(f"--checkpoint: {folder} uses the {model.config.start!r} start; the exported "
+                                   "block loop supports the learned start block only")
     spec = generator_spec(model)
     sampling = {"temperature": 1.0, "top_k": min(16000, spec.vocab_size), "top_p": 0.9,
                 "guidance_scale": 2.0 if spec.prefix_kind == "class" else 1.0}

@@ -138,3 +138,15 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
     assert r.returncode != 0 and "--context is required" in r.stderr
     r = sample("--context", str(long), "--num", "2")
     assert r.returncode == 0, r.stderr
+
+
+def test_hybrid_start_trains_samples_and_is_refused_by_export(token_run, tmp_path):
+    run = tmp_path / "hybrid"
+    train_main(nbp_args(token_run, run, "--start", "hybrid", "--steps", "2", "--eval-every", "2",
+                        "--sample-every", "2", "--ckpt-every", "2"))
+    assert NBPTransformer.from_pretrained(run / "generator").config.start == "hybrid"
+    assert list((run / "samples").glob("*.mp4"))
+    from export import to_trt
+
+    code = to_trt.main(["--checkpoint", str(run), "--output", str(tmp_path / "engines")])
+    assert code != 0

@@ -22,7 +22,8 @@ class SamplingConfig:
 
 @torch.no_grad()
 def prefill(model, cond: torch.Tensor | None, batch: int, caches) -> torch.Tensor:
-    """Prefix and start block through the model; returns logits (B, L, V) for video block 0."""
+    """Prefix and start block through the model; returns logits (B, L, V) for video block 0
+    (hybrid start: (B, 1, V) for its first token)."""
     cfg = model.config
     x = model.start_embeddings(cond, batch)  # (B, P + L, d)
     h = model.hidden(x, 0, caches)
@@ -78,20 +79,40 @@ def generate_tokens(model, cond=None, *, num_videos: int | None = None, seed: in
     if cond is not None:
         cond = cond.to(device)
     streams = 2 * B if guided else B
-    L, K, P = cfg.block_len, cfg.num_steps, cfg.prefix_len
+    L, P = cfg.block_len, cfg.prefix_len
+    K = cfg.video_len // L  # blocks (hybrid start: the first one takes L steps)
     top_k = min(s.top_k, cfg.vocab_size)
     caches = make_caches(model, streams)
     out = torch.empty(B, K, L, dtype=torch.long, device=device)
 
-    logits = prefill(model, cond, streams, caches)
-    for step in range(K):
+    def draw(logits: torch.Tensor, step: int) -> torch.Tensor:
         c, u = (logits[:B], logits[B:]) if guided else (logits, None)
-        tokens = sample_block(c.float(), seed, step, s.temperature, top_k, s.top_p, s.cfg_scale,
-                              None if u is None else u.float(), check=False)  # (B, L)
-        out[:, step] = tokens
-        if step + 1 < K:
-            step_in = torch.cat([tokens, tokens]) if guided else tokens
-            logits = decode_block(model, step_in, P + L + step * L, caches)
+        return sample_block(c.float(), seed, step, s.temperature, top_k, s.top_p, s.cfg_scale,
+                            None if u is None else u.float(), check=False)
+
+    def feed(tokens: torch.Tensor, pos: int) -> torch.Tensor:
+        return decode_block(model, torch.cat([tokens, tokens]) if guided else tokens, pos, caches)
+
+    logits = prefill(model, cond, streams, caches)
+    step = 0
+    if cfg.start == "hybrid":  # block 0 token by token: its token j sits at input position P + 1 + j
+        first = torch.empty(B, L, dtype=torch.long, device=device)
+        for j in range(L):
+            first[:, j] = draw(logits, step)[:, 0]
+            step += 1
+            if j + 1 < L:
+                logits = feed(first[:, j : j + 1], P + 1 + j)
+        out[:, 0] = first
+        if K > 1:
+            logits = feed(first, P + L)
+        blocks = range(1, K)
+    else:
+        blocks = range(K)
+    for k in blocks:
+        out[:, k] = draw(logits, step)  # (B, L)
+        step += 1
+        if k + 1 < K:
+            logits = feed(out[:, k], P + L + k * L)
     if bool((out < 0).any()):  # one check after the loop (CUDA marks bad rows with -1)
         raise FloatingPointError("the model produced NaN or infinite logits during generation")
     return out.reshape(B, K * L)

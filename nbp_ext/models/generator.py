@@ -4,6 +4,10 @@ Input sequence: [prefix (P)] [start block (L learned embeddings)] [video blocks 
 block-causal rule (prefix = block 0, block size L) the output at position p of input block b
 predicts the token at position p of video block b (the start block predicts video block 0): the
 NBP shift. With block (1, 1, 1) this is an ordinary causal language model.
+
+Hybrid start (config.start == "hybrid"): the start region is one learned token followed by the
+first L - 1 tokens of video block 0, with causal attention inside it, so block 0 is generated token
+by token and every later block at once.
 """
 
 from __future__ import annotations
@@ -54,7 +58,15 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:  # write this block into the static cache, attend to everything so far
             k, v = cache.update(pos, k, v)
-        y = block_causal_attention(q, k, v, cfg.block_len, cfg.prefix_len, q_offset=pos)  # (B, H, n, hd)
+        P, L = cfg.prefix_len, cfg.block_len
+        split = min(max(P + L - pos, 0), n) if cfg.start == "hybrid" else 0
+        if split == 0:
+            y = block_causal_attention(q, k, v, L, P, q_offset=pos)  # (B, H, n, hd)
+        else:  # hybrid start: queries up to the end of the start region attend causally (block size 1)
+            head = block_causal_attention(q[:, :, :split], k[:, :, : pos + split], v[:, :, : pos + split], 1, P,
+                                          q_offset=pos)
+            tail = block_causal_attention(q[:, :, split:], k, v, L, P, q_offset=pos + split) if split < n else None
+            y = head if tail is None else torch.cat([head, tail], dim=2)  # (B, H, n, hd)
         return self.proj(y.transpose(1, 2).reshape(B, n, H * hd))
 
 
@@ -101,7 +113,8 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         self.tok_emb = nn.Embedding(cfg.vocab_size, d)
         if cfg.condition == "class":
             self.class_emb = nn.Embedding(cfg.num_classes + 1, d)  # the last id is the null class
-        self.start = nn.Parameter(torch.randn(L, d) * 0.02)  # the learned start block
+        n_start = 1 if cfg.start == "hybrid" else L
+        self.start = nn.Parameter(torch.randn(n_start, d) * 0.02)  # the learned start block (hybrid: one token)
         if cfg.style == "gpt2":
             self.pos_emb = nn.Embedding(cfg.max_len, d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
@@ -168,7 +181,7 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         raise ValueError("this model is unconditional: use start_embeddings(batch) instead")
 
     def start_embeddings(self, cond: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """Prefix and start block: the first P + L inputs, (B, P + L, d)."""
+        """Prefix and start block: the first P + L inputs, (B, P + L, d) (hybrid start: P + 1)."""
         start = self.start[None].expand(batch, -1, -1)
         if self.config.condition == "none":
             return start
@@ -199,7 +212,10 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         B, L = video.shape[0], cfg.block_len
         if video.shape[1] != cfg.video_len:
             raise ValueError(f"video tokens must have length {cfg.video_len}, got {video.shape[1]}")
-        x = torch.cat([self.start_embeddings(cond, B), self.tok_emb(video[:, : cfg.video_len - L])], dim=1)
+        x = self.start_embeddings(cond, B)
+        if cfg.start == "hybrid":  # the start token is followed by block 0's first L - 1 tokens
+            x = torch.cat([x, self.tok_emb(video[:, : L - 1])], dim=1)
+        x = torch.cat([x, self.tok_emb(video[:, : cfg.video_len - L])], dim=1)
         h = self.hidden(x)[:, cfg.prefix_len :]  # (B, video_len, d)
         return self.head(h)
 

@@ -9,6 +9,7 @@ from .registry import config_from_name
 
 CONDITIONS = ("class", "frames", "none")
 STYLES = ("llama", "gpt2")
+STARTS = ("learned", "hybrid")
 
 
 @dataclass
@@ -31,6 +32,7 @@ class NBPConfig:
     num_classes: int = 101  # the null class (for guidance) is id num_classes
     context_frames: int = 2  # latent frames given as the prefix when condition == "frames"
     cond_dropout: float = 0.1  # share of training clips whose class is replaced by the null class
+    start: str = "learned"  # first video block: "learned" start block (one step) or "hybrid" (token by token)
 
     def __post_init__(self):
         self.grid, self.block = tuple(self.grid), tuple(self.block)
@@ -46,6 +48,8 @@ class NBPConfig:
         if self.condition == "frames" and not (0 < self.context_frames < self.grid[0] and self.context_frames % self.block[0] == 0):
             raise ValueError(f"context_frames must be in [1, {self.grid[0]}) and a multiple of the block's time size "
                              f"{self.block[0]}, got {self.context_frames}")
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {self.start!r}")
         if self.condition == "class" and self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1 for class conditioning, got {self.num_classes}")
 
@@ -77,8 +81,9 @@ class NBPConfig:
 
     @property
     def num_steps(self) -> int:
-        """Forward passes to generate a clip: one per block."""
-        return self.video_len // self.block_len
+        """Forward passes to generate a clip: one per block (hybrid start: L - 1 more)."""
+        extra = self.block_len - 1 if self.start == "hybrid" else 0
+        return self.video_len // self.block_len + extra
 
     @property
     def max_len(self) -> int:

@@ -105,6 +105,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     grid = tuple(train_set.latent_shape)
     overrides = dict(vocab_size=train_set.vocab_size, grid=grid, block=parse_block(cfg.block, grid),
                      condition=cfg.condition, context_frames=cfg.context_frames, cond_dropout=cfg.cond_dropout,
+                     start=cfg.start,
                      num_classes=_num_classes(train_set, val_set))
     if cfg.style:
         overrides["style"] = cfg.style

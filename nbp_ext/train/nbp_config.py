@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from ..models.generator_config import CONDITIONS, NBP_SIZES, STYLES
+from ..models.generator_config import CONDITIONS, NBP_SIZES, STARTS, STYLES
 
 
 @dataclass
@@ -18,6 +18,7 @@ class NBPTrainConfig:
     condition: str = "class"
     context_frames: int = 2
     cond_dropout: float = 0.1
+    start: str = "learned"
     steps: int = 600
     batch_size: int = 16
     grad_accum: int = 1
@@ -78,6 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--condition", choices=CONDITIONS, default=d.condition, help="class labels, first latent frames, or none")
     g.add_argument("--context-frames", type=int, default=d.context_frames, help="latent frames given for --condition frames")
     g.add_argument("--cond-dropout", type=float, default=d.cond_dropout, help="share of clips trained with the null class (for guidance)")
+    g.add_argument("--start", choices=STARTS, default=d.start,
+                   help="first video block: a learned start block (one step) or hybrid (token by token, then blocks)")
     g = p.add_argument_group("optimization")
     g.add_argument("--steps", type=int, default=d.steps, help="optimizer steps in the whole run")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="clips per micro-batch per process")

@@ -152,10 +152,11 @@ def test_save_and_load_round_trip(tmp_path):
     assert torch.equal(model(video, torch.tensor([2])), loaded(video, torch.tensor([2])))
 
 
-def test_overfits_one_clip():
+def overfit_one_clip(**overrides):
+    """A tiny class model trained 150 steps on one clip: (model in eval mode, codes, label, last loss)."""
     torch.manual_seed(0)
     model = NBPTransformer.from_name("tiny", vocab_size=64, grid=(2, 4, 4), block=(1, 1, 4), num_classes=2,
-                                     n_layer=2, d_model=64, cond_dropout=0.0)
+                                     n_layer=2, d_model=64, cond_dropout=0.0, **overrides)
     codes = torch.randint(0, 64, (1, 2, 4, 4))
     label = torch.tensor([1])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -164,8 +165,12 @@ def test_overfits_one_clip():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss.detach()) < 0.05
-    model.eval()
+    return model.eval(), codes, label, float(loss.detach())
+
+
+def test_overfits_one_clip():
+    model, codes, label, loss = overfit_one_clip()
+    assert loss < 0.05
     greedy = generate(model, label, sampling=SamplingConfig(temperature=0.0))
     assert torch.equal(greedy, codes)
 
@@ -196,16 +201,5 @@ def test_hybrid_start_cache_equals_teacher_forcing(condition):
 
 
 def test_hybrid_start_overfits_and_regenerates_one_clip():
-    torch.manual_seed(0)
-    model = NBPTransformer.from_name("tiny", vocab_size=64, grid=(2, 4, 4), block=(1, 1, 4), num_classes=2,
-                                     n_layer=2, d_model=64, cond_dropout=0.0, start="hybrid")
-    codes = torch.randint(0, 64, (1, 2, 4, 4))
-    label = torch.tensor([1])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        loss = model.loss(codes, label)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model, codes, label, _ = overfit_one_clip(start="hybrid")
     assert torch.equal(generate(model, label, sampling=SamplingConfig(temperature=0.0)), codes)

@@ -79,7 +79,7 @@ def evaluate(model: NBPTransformer, val: TokenDataset, device: torch.device, bat
     return {"loss": total / max(count, 1), "uniform": math.log(model.config.vocab_size)}
 
 
-def _num_classes(train: TokenDataset, val: TokenDataset | None) -> int:
+def _num_classes(train: TokenDataset) -> int:
     names = train.class_names
     if names:
         return len(names)
@@ -106,7 +106,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     overrides = dict(vocab_size=train_set.vocab_size, grid=grid, block=parse_block(cfg.block, grid),
                      condition=cfg.condition, context_frames=cfg.context_frames, cond_dropout=cfg.cond_dropout,
                      start=cfg.start,
-                     num_classes=_num_classes(train_set, val_set))
+                     num_classes=_num_classes(train_set))
     if cfg.style:
         overrides["style"] = cfg.style
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
@@ -223,7 +223,8 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
                     run_samples()
                 if step % cfg.ckpt_every == 0:
                     checkpoint()
-                barrier(info) if step % cfg.eval_every == 0 or step % cfg.sample_every == 0 else None
+                if step % cfg.eval_every == 0 or step % cfg.sample_every == 0:
+                    barrier(info)  # the other processes wait while the main one evaluates and samples
                 if step >= stop_at:
                     break
             else:

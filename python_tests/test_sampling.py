@@ -122,6 +122,32 @@ def test_kernel_equals_reference_token_for_token(dtype, V, temperature, top_k, t
         assert torch.equal(ours, ref)
 
 
+def _hard_rows(kind: str) -> torch.Tensor:
+    x = logits_of(2, 16, 64000, seed=5)
+    if kind == "ties":  # few distinct values: the top-k and top-p cuts fall inside runs of equal entries
+        return (x * 2).round() / 2
+    if kind == "masked":  # most of the row disallowed, -inf spread through the sample points
+        x[..., torch.arange(64000) % 3 != 0] = float("-inf")
+        return x
+    if kind == "peaked":  # almost all the mass on a handful of tokens
+        x[..., 100:105] += 25.0
+        return x
+    if kind == "flat":  # one value everywhere but a few
+        x = torch.zeros(2, 16, 64000)
+        x[..., 7] = 0.5
+        return x
+    return x * 40.0  # "wide": weights spanning far below 2^-64
+
+
+@pytest.mark.parametrize("kind", ["ties", "masked", "peaked", "flat", "wide"])
+@pytest.mark.parametrize("top_k,top_p", [(16000, 0.9), (50, 0.95), (63000, 0.3), (0, 0.999)])
+def test_kernel_equals_reference_on_hard_rows(kind, top_k, top_p):
+    x = _hard_rows(kind)
+    for offset in (0, 9):
+        ours = sample_block(x, 3, offset, 1.0, top_k, top_p)
+        assert torch.equal(ours, sample_block_ref(x, 3, offset, 1.0, top_k, top_p))
+
+
 def test_minus_inf_entries_are_never_drawn():
     x = logits_of(2, 16, 100)
     x[..., ::2] = float("-inf")

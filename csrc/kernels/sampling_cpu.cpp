@@ -10,6 +10,10 @@
 #include <omp.h>
 #endif
 
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#endif
+
 #include "cpu_math.h"
 #include "philox.h"
 #include "sampling.h"
@@ -52,28 +56,132 @@ inline double exp_nonpositive(double x) {
   return under ? 0.0 : p * scale;
 }
 
+// Per-thread scratch rows, kept between calls (OpenMP reuses its threads), so a call allocates and
+// touches fresh memory only when the vocabulary grows.
 struct Scratch {
-  std::vector<double> x, val, e, buf;
+  std::vector<double> x, val, e, buf, mass;
   std::vector<int32_t> idx;
-  explicit Scratch(int64_t vocab)
-      : x(vocab + kLanes), val(vocab + kLanes), e(vocab + kLanes), buf(vocab + kLanes), idx(vocab + kLanes) {}
+  void reserve(int64_t vocab) {
+    const size_t n = static_cast<size_t>(vocab + kLanes);
+    if (x.size() >= n) return;
+    x.resize(n), val.resize(n), e.resize(n), buf.resize(n), idx.resize(n);
+  }
 };
 
-// Sorted strided sample of x[0, n): brackets [lo, hi] around the k-th largest with high
-// probability. Returns false when n is too small for sampling to pay.
+Scratch& thread_scratch(int64_t vocab) {
+  thread_local Scratch s;
+  s.reserve(vocab);
+  return s;
+}
+
+// The (value, index) pairs of x[0, n) with x >= thr and x > -inf, in index order. `val` and `idx`
+// need kLanes entries of slack past the last kept one.
+int64_t gather_at_least(const double* x, int64_t n, double thr, double* val, int32_t* idx) {
+  int64_t m = 0, v = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  // Register-form compress, then a full-width store (the memory form is slow on some cores).
+  const __m512d vthr = _mm512_set1_pd(thr), vninf = _mm512_set1_pd(-kInf);
+  __m256i vi = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i eight = _mm256_set1_epi32(8);
+  for (; v + 8 <= n; v += 8) {
+    const __m512d y = _mm512_loadu_pd(x + v);
+    const __mmask8 k = _mm512_cmp_pd_mask(y, vthr, _CMP_GE_OQ) & _mm512_cmp_pd_mask(y, vninf, _CMP_GT_OQ);
+    _mm512_storeu_pd(val + m, _mm512_maskz_compress_pd(k, y));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + m), _mm256_maskz_compress_epi32(k, vi));
+    m += __builtin_popcount(static_cast<unsigned>(k));
+    vi = _mm256_add_epi32(vi, eight);
+  }
+#endif
+  for (; v < n; ++v) {
+    const double y = x[v];
+    val[m] = y;
+    idx[m] = static_cast<int32_t>(v);
+    m += (y >= thr) & (y > -kInf);
+  }
+  return m;
+}
+
+// The values of x[0, n) inside [lo, hi] (in `cand`, kLanes entries of slack), and the count above hi.
+int64_t gather_between(const double* x, int64_t n, double lo, double hi, double* cand, int64_t* above) {
+  int64_t m = 0, a = 0, v = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+  for (; v + 8 <= n; v += 8) {
+    const __m512d y = _mm512_loadu_pd(x + v);
+    const __mmask8 gt = _mm512_cmp_pd_mask(y, vhi, _CMP_GT_OQ);
+    const __mmask8 in = _mm512_cmp_pd_mask(y, vlo, _CMP_GE_OQ) & static_cast<__mmask8>(~gt);
+    _mm512_storeu_pd(cand + m, _mm512_maskz_compress_pd(in, y));
+    m += __builtin_popcount(static_cast<unsigned>(in));
+    a += __builtin_popcount(static_cast<unsigned>(gt));
+  }
+#endif
+  for (; v < n; ++v) {
+    const double y = x[v];
+    a += y > hi;
+    cand[m] = y;
+    m += (y <= hi) & (y >= lo);
+  }
+  *above = a;
+  return m;
+}
+
+// Brackets [lo, hi] around the k-th largest of x[0, n) with high probability, from the order
+// statistics of a strided sample. Returns false when n is too small for sampling to pay.
 bool bracket_kth(const double* x, int64_t n, int64_t k, double* lo, double* hi) {
   constexpr int64_t kSample = 1024;
   if (n <= 8 * kSample) return false;
   double sample[kSample];
   const int64_t stride = n / kSample;
   for (int64_t i = 0; i < kSample; ++i) sample[i] = x[i * stride];
-  std::sort(sample, sample + kSample, std::greater<double>());
-  const double ks = static_cast<double>(k) * kSample / static_cast<double>(n);
-  const int64_t margin = 16 + static_cast<int64_t>(4.0 * std::sqrt(ks + 1.0));
+  // Entries of the sample above the k-th largest: binomial with mean ks; 4 standard deviations each way.
+  const double q = static_cast<double>(k) / static_cast<double>(n), ks = q * kSample;
+  const int64_t margin = 8 + static_cast<int64_t>(4.0 * std::sqrt(ks * (1.0 - q) + 1.0));
   const int64_t hi_at = static_cast<int64_t>(ks) - margin, lo_at = static_cast<int64_t>(ks) + margin;
-  *hi = hi_at < 0 ? kInf : sample[hi_at];
-  *lo = lo_at >= kSample ? -kInf : sample[lo_at];
+  auto desc = std::greater<double>();
+  if (lo_at < kSample) {
+    std::nth_element(sample, sample + lo_at, sample + kSample, desc);
+    *lo = sample[lo_at];
+  } else {
+    *lo = -kInf;
+  }
+  if (hi_at >= 0) {
+    std::nth_element(sample, sample + hi_at, sample + std::min(lo_at, kSample), desc);
+    *hi = sample[hi_at];
+  } else {
+    *hi = kInf;
+  }
   return true;
+}
+
+// The (rank + 1)-th largest of a[0, m): a count histogram over [min, max] finds the bin that holds
+// it and the selection runs on that bin alone. Uses tmp[0, m + kLanes).
+double kth_largest(const double* a, int64_t m, int64_t rank, double* tmp) {
+  constexpr int kHistBins = 512;
+  double lo = kInf, hi = -kInf;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+  for (int64_t i = 0; i < m; ++i) {
+    lo = a[i] < lo ? a[i] : lo;
+    hi = a[i] > hi ? a[i] : hi;
+  }
+  const double scale = kHistBins / (hi - lo);
+  if (m <= 4 * kHistBins || !(scale > 0.0 && scale < kInf)) {  // small, all equal, or -inf among them
+    std::copy(a, a + m, tmp);
+    std::nth_element(tmp, tmp + rank, tmp + m, std::greater<double>());
+    return tmp[rank];
+  }
+  // floor((y - lo) * scale) never decreases as y grows, so each bin is a contiguous value range.
+  auto bin_of = [&](double y) { return std::min(kHistBins - 1, static_cast<int>((y - lo) * scale)); };
+  int64_t count[kHistBins] = {};
+  for (int64_t i = 0; i < m; ++i) ++count[bin_of(a[i])];
+  int bin = kHistBins - 1;
+  while (rank >= count[bin]) rank -= count[bin--];
+  int64_t n = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    tmp[n] = a[i];
+    n += bin_of(a[i]) == bin;
+  }
+  std::nth_element(tmp, tmp + rank, tmp + n, std::greater<double>());
+  return tmp[rank];
 }
 
 // Step 5: the value e_(m) of the m-th largest entry, m being the fewest largest entries whose sum
@@ -107,38 +215,39 @@ double top_p_threshold(double* w, int64_t n, double need) {
   return hi > lo ? w[hi - 1] : 0.0;  // rounding: keep everything that is left
 }
 
-// Step 5 on the weights e[0, n): a strided sample estimates where the descending cumulative mass
-// reaches `need`; one pass sums the mass above the estimate's bracket and gathers the entries inside
-// it; the exact selection then runs on that small set. The full selection is the fallback.
-double top_p_cut(const double* e, int64_t n, double need, double* buf) {
-  constexpr int64_t kSample = 1024;
-  if (n > 8 * kSample) {
-    double sample[kSample];
-    const int64_t stride = n / kSample;
-    for (int64_t i = 0; i < kSample; ++i) sample[i] = e[i * stride];
-    std::sort(sample, sample + kSample, std::greater<double>());
-    const double per_sample = static_cast<double>(n) / kSample;
-    double est = 0.0;
-    int64_t j = 0;
-    while (j < kSample - 1 && (est += sample[j] * per_sample) < need) ++j;
-    const int64_t margin = 16 + static_cast<int64_t>(4.0 * std::sqrt(static_cast<double>(j) + 1.0));
-    const double hi = j - margin < 0 ? kInf : sample[j - margin];
-    const double lo = j + margin >= kSample ? 0.0 : sample[j + margin];
-    double above = 0.0, inside = 0.0;
-    int64_t m = 0;
-#pragma omp simd reduction(+ : above)
-    for (int64_t i = 0; i < n; ++i) above += e[i] > hi ? e[i] : 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      const double w = e[i];
-      buf[m] = w;
-      const bool in = (w <= hi) & (w >= lo);
-      inside += in ? w : 0.0;
-      m += in;
-    }
-    if (above < need && above + inside >= need) return top_p_threshold(buf, m, need - above);
+// Histogram of weights in (0, 1] by their leading bits: 64 bins per octave for 2^-64 <= w <= 1,
+// bin 0 for everything smaller. A positive double's bit pattern grows with its value, so a bin
+// holds a contiguous range of values.
+constexpr int kBinBits = 6;
+constexpr uint64_t kFirstKey = (1023ull - 64ull) << kBinBits;           // key of 2^-64
+constexpr int kBins = static_cast<int>(((1023ull << kBinBits) - kFirstKey) + 2);  // ... up to 1.0
+
+inline int weight_bin(double w) {
+  uint64_t bits;
+  std::memcpy(&bits, &w, 8);
+  const uint64_t key = bits >> (52 - kBinBits);
+  return key >= kFirstKey ? static_cast<int>(key - kFirstKey) + 1 : 0;
+}
+
+// Step 5 on the weights e[0, n): the histogram's mass, summed from the top bin down, locates the bin
+// holding the cut; the exact selection then runs on that bin's entries only.
+double top_p_cut(const double* e, int64_t n, double need, double* buf, std::vector<double>& mass) {
+  mass.assign(kBins, 0.0);
+  for (int64_t i = 0; i < n; ++i) mass[weight_bin(e[i])] += e[i];
+  int bin = 0;
+  double above = 0.0;
+  for (int b = kBins - 1; b >= 0; --b) {
+    if (mass[b] == 0.0) continue;
+    bin = b;
+    if (above + mass[b] >= need) break;
+    above += mass[b];  // rounding can leave the sum short of `need`: then the lowest bin is the cut's
   }
-  std::copy(e, e + n, buf);
-  return top_p_threshold(buf, n, need);
+  int64_t m = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    buf[m] = e[i];
+    m += weight_bin(e[i]) == bin;
+  }
+  return top_p_threshold(buf, m, need - above);
 }
 
 template <typename T>
@@ -182,57 +291,29 @@ Status sample_row(const SamplingParams& p, int64_t b, int64_t l, Scratch& s) {
   }
   const double inv_t = 1.0 / p.temperature;
 
-  // 3. top-k: the k-th largest by selection. Every entry >= the bracket's lower end (or, without
-  // top-k, every finite entry) is gathered as (value, index) in vocabulary order on the way.
+  // 3. top-k: the k-th largest by selection (inside a sampled bracket when one holds it), then every
+  // entry >= it (without top-k: every finite entry) gathered as (value, index) in vocabulary order.
   double* val = s.val.data();
   int32_t* idx = s.idx.data();
   double thr = -kInf;
-  int64_t n = 0;
   const bool use_top_k = p.top_k > 0 && p.top_k < finite;
-  double lo = -kInf, hi = kInf;
-  const bool bracketed = use_top_k && bracket_kth(x, V, p.top_k, &lo, &hi);
-  if (bracketed) {
+  if (use_top_k) {
     double* cand = s.buf.data();
-    int64_t above = 0, m = 0;
-    for (int64_t v = 0; v < V; ++v) {
-      const double y = x[v];
-      above += y > hi;
-      cand[m] = y;
-      m += (y <= hi) & (y >= lo);
-      val[n] = y;
-      idx[n] = static_cast<int32_t>(v);
-      n += (y >= lo) & (y > -kInf);
+    double lo = -kInf, hi = kInf;
+    bool found = false;
+    if (bracket_kth(x, V, p.top_k, &lo, &hi)) {
+      int64_t above = 0;
+      const int64_t m = gather_between(x, V, lo, hi, cand, &above);
+      if (above < p.top_k && above + m >= p.top_k) {
+        thr = kth_largest(cand, m, p.top_k - 1 - above, s.e.data());
+        found = true;
+      }
     }
-    if (above < p.top_k && above + m >= p.top_k) {
-      const int64_t rank = p.top_k - 1 - above;
-      std::nth_element(cand, cand + rank, cand + m, std::greater<double>());
-      thr = cand[rank];
-    } else {
-      n = 0;  // the bracket missed: select over the whole row
+    if (!found) {  // the bracket missed (or the row is short): select over the whole row
+      thr = kth_largest(x, V, p.top_k - 1, cand);
     }
   }
-  if (n == 0) {
-    for (int64_t v = 0; v < V; ++v) {
-      val[n] = x[v];
-      idx[n] = static_cast<int32_t>(v);
-      n += x[v] > -kInf;
-    }
-    if (use_top_k) {
-      double* cand = s.buf.data();
-      std::copy(val, val + n, cand);
-      std::nth_element(cand, cand + (p.top_k - 1), cand + n, std::greater<double>());
-      thr = cand[p.top_k - 1];
-    }
-  }
-  if (use_top_k) {  // keep value >= thr, in place, order preserved
-    int64_t kept = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      val[kept] = val[i];
-      idx[kept] = idx[i];
-      kept += val[i] >= thr;
-    }
-    n = kept;
-  }
+  const int64_t n = gather_at_least(x, V, thr, val, idx);
 
   // 4. softmax weights of the kept set
   double* e = s.e.data();
@@ -247,7 +328,7 @@ Status sample_row(const SamplingParams& p, int64_t b, int64_t l, Scratch& s) {
   // 5. top-p: the threshold among the weights
   double tau = 0.0;
   if (p.top_p < 1.0) {
-    tau = top_p_cut(e, n, p.top_p * total, s.buf.data());
+    tau = top_p_cut(e, n, p.top_p * total, s.buf.data(), s.mass);
   }
 
   // 6. inverse-CDF draw over the kept weights in vocabulary order, chunk sums first
@@ -296,8 +377,8 @@ Status sample_impl(const SamplingParams& p, int num_threads) {
 #endif
 #pragma omp parallel num_threads(threads) reduction(| : failed)
   {
-    Scratch s(p.vocab);
-#pragma omp for schedule(dynamic, 4)
+    Scratch& s = thread_scratch(p.vocab);
+#pragma omp for schedule(dynamic, 1)
     for (int64_t r = 0; r < rows; ++r) {
       if (sample_row<T>(p, r / p.block_len, r % p.block_len, s) != Status::kOk) failed |= 1;
     }

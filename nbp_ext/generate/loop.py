@@ -8,6 +8,7 @@ import torch
 
 from ..ops import sample_block
 from .kv_cache import make_caches
+from .packed import packed_linears
 
 
 @dataclass
@@ -93,26 +94,27 @@ def generate_tokens(model, cond=None, *, num_videos: int | None = None, seed: in
     def feed(tokens: torch.Tensor, pos: int) -> torch.Tensor:
         return decode_block(model, torch.cat([tokens, tokens]) if guided else tokens, pos, caches)
 
-    logits = prefill(model, cond, streams, caches)
-    step = 0
-    if cfg.start == "hybrid":  # block 0 token by token: its token j sits at input position P + 1 + j
-        first = torch.empty(B, L, dtype=torch.long, device=device)
-        for j in range(L):
-            first[:, j] = draw(logits, step)[:, 0]
+    with packed_linears(model, streams * L):  # CPU: weights in oneDNN's packed layout for the loop
+        logits = prefill(model, cond, streams, caches)
+        step = 0
+        if cfg.start == "hybrid":  # block 0 token by token: its token j sits at input position P + 1 + j
+            first = torch.empty(B, L, dtype=torch.long, device=device)
+            for j in range(L):
+                first[:, j] = draw(logits, step)[:, 0]
+                step += 1
+                if j + 1 < L:
+                    logits = feed(first[:, j : j + 1], P + 1 + j)
+            out[:, 0] = first
+            if K > 1:
+                logits = feed(first, P + L)
+            blocks = range(1, K)
+        else:
+            blocks = range(K)
+        for k in blocks:
+            out[:, k] = draw(logits, step)  # (B, L)
             step += 1
-            if j + 1 < L:
-                logits = feed(first[:, j : j + 1], P + 1 + j)
-        out[:, 0] = first
-        if K > 1:
-            logits = feed(first, P + L)
-        blocks = range(1, K)
-    else:
-        blocks = range(K)
-    for k in blocks:
-        out[:, k] = draw(logits, step)  # (B, L)
-        step += 1
-        if k + 1 < K:
-            logits = feed(out[:, k], P + L + k * L)
+            if k + 1 < K:
+                logits = feed(out[:, k], P + L + k * L)
     if bool((out < 0).any()):  # one check after the loop (CUDA marks bad rows with -1)
         raise FloatingPointError("the model produced NaN or infinite logits during generation")
     return out.reshape(B, K * L)

@@ -129,6 +129,8 @@ class OrtBackend final : public Backend {
       Ort::SessionOptions so;
       so.SetIntraOpNumThreads(opts_.threads);
       so.SetInterOpNumThreads(1);
+      // Idle threads sleep instead of spinning: between two steps the cores go to the sampler.
+      so.AddConfigEntry("session.intra_op.allow_spinning", "0");
       so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
       engine = std::make_unique<OrtEngine>(path, Ort::Session(*env_, path.c_str(), so));
     } catch (const Ort::Exception& e) {

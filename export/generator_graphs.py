@@ -65,19 +65,24 @@ class GeneratorSpec:
 
 def cached_block_attention(q, k_new, v_new, past_k, past_v, position, scale: float | None = None):
     """q (R, H, L, D), k_new/v_new (R, Hkv, L, D), past_k/past_v (R, Hkv, N, D), position (1,) int64
-    -> (R, H, L, D): each query sees the cached keys before ``position`` and the whole new block."""
-    n = past_k.shape[2]
-    keys = torch.cat([past_k, k_new], dim=2)  # (R, Hkv, N + L, D)
-    values = torch.cat([past_v, v_new], dim=2)
-    group = q.shape[1] // keys.shape[1]
-    if group > 1:
-        keys = keys.repeat_interleave(group, dim=1)
-        values = values.repeat_interleave(group, dim=1)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    visible = torch.cat([torch.arange(n, device=q.device) < position, torch.ones(k_new.shape[2], dtype=torch.bool, device=q.device)])
-    scores = (q @ keys.transpose(-1, -2)) * scale  # (R, H, L, N + L)
-    scores = scores.masked_fill(~visible, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ values
+    -> (R, H, L, D): each query sees the cached keys before ``position`` and the whole new block.
+
+    The cache and the block are scored separately and joined in one softmax (a shared maximum, the
+    two exponential sums added), so the graph never copies a cache; grouped query heads are folded
+    into the query rows instead of repeating the keys and values.
+    """
+    R, H, L, D = q.shape
+    hkv, n = past_k.shape[1], past_k.shape[2]
+    scale = 1.0 / math.sqrt(D) if scale is None else scale
+    qg = q.reshape(R, hkv, (H // hkv) * L, D)  # (R, Hkv, G*L, D): head h reads kv head h // G
+    s_past = (qg @ past_k.transpose(-1, -2)) * scale  # (R, Hkv, G*L, N)
+    s_past = s_past.masked_fill(torch.arange(n, device=q.device) >= position, float("-inf"))
+    s_new = (qg @ k_new.transpose(-1, -2)) * scale  # (R, Hkv, G*L, L)
+    mx = torch.maximum(s_past.amax(dim=-1, keepdim=True), s_new.amax(dim=-1, keepdim=True))
+    e_past, e_new = torch.exp(s_past - mx), torch.exp(s_new - mx)
+    total = e_past.sum(dim=-1, keepdim=True) + e_new.sum(dim=-1, keepdim=True)
+    out = (e_past @ past_v + e_new @ v_new) / total  # (R, Hkv, G*L, D)
+    return out.reshape(R, H, L, D)
 
 
 class PrefillGraph(nn.Module):

@@ -1,5 +1,7 @@
 """Generation on the CPU with linear weights packed for oneDNN."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -63,6 +65,13 @@ def test_packed_weights_follow_in_place_updates():
         with packed_linears(m):
             after = m.head(h)
     torch.testing.assert_close(after, 2.0 * before, rtol=1e-5, atol=1e-5)
+
+
+def test_model_still_copies_and_saves_after_generation(tmp_path):
+    m = model()
+    generate_tokens(m, torch.tensor([1]), seed=0)
+    copy.deepcopy(m)
+    torch.save(m, tmp_path / "whole_model.pt")  # the packed (opaque) weights live beside the model
 
 
 def test_no_packing_while_gradients_are_recorded():

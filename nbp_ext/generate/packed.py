@@ -6,8 +6,9 @@ matrix, so its cost is streaming the weights from memory. PyTorch's default CPU 
 16 rows against a 64 000 x 512 head on a 2-core AVX-512 machine); oneDNN's packed layout reaches
 it for 1 and for 16 rows alike, which is what lets a 16-token step cost about what a 1-token step
 costs. ``packed_linears(model)`` swaps every ``nn.Linear`` for a packed copy for the duration of a
-``with`` block and puts the originals back afterwards; packed copies are cached on the model and
-rebuilt when a weight changes (training between sample grids).
+``with`` block and puts the originals back afterwards. The packed copies are kept in a weak table
+beside the model (never on it, so ``copy.deepcopy`` and ``torch.save`` of the model are unaffected),
+rebuilt when a weight changes (training between sample grids) and dropped with the model.
 
 Set ``NBP_PACKED_LINEAR=0`` to turn it off.
 """
@@ -15,12 +16,14 @@ Set ``NBP_PACKED_LINEAR=0`` to turn it off.
 from __future__ import annotations
 
 import os
+import weakref
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-_CACHE_ATTR = "_nbp_packed_linears"
+# model -> {layer name: (weight key, PackedLinear)}
+_PACKED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 def packing_available(model: nn.Module) -> bool:
@@ -60,7 +63,7 @@ def _key(linear: nn.Linear) -> tuple:
 
 
 def _packed_for(model: nn.Module, rows_hint: int) -> dict[str, PackedLinear]:
-    cache: dict[str, tuple[tuple, PackedLinear]] = model.__dict__.setdefault(_CACHE_ATTR, {})
+    cache: dict[str, tuple[tuple, PackedLinear]] = _PACKED.setdefault(model, {})
     out = {}
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear):

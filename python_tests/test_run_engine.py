@@ -16,7 +16,7 @@ import torch
 
 from export.manifest import sha256_file
 from nbp_ext.generate import SamplingConfig, generate_tokens
-from run_engine_helpers import GRID, NUM_CLASSES, VIDEO, ensure_built, exported, read_tokens, run_engine
+from run_engine_helpers import GRID, NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, read_tokens, run_engine
 
 # Exit codes (csrc/runtime/status.h).
 USAGE, MANIFEST, ENGINE, INPUT, RUNTIME, OUTPUT = 2, 3, 4, 5, 6, 7
@@ -223,6 +223,22 @@ def test_engine_with_other_shapes(copy, tmp_path):
 ])
 def test_bad_options(cls, tmp_path, args, code, needle):
     check_fails(run_in(cls[0], tmp_path, *args), code, needle)
+
+
+def test_onnxruntime_cuda_backend(cls, tmp_path):
+    """With onnxruntime-gpu's CUDA provider and a GPU: the same tokens as the CPU backend (up to draws
+    within rounding of a boundary); without them: a runtime error that says what to install."""
+    out, model, _, _ = cls
+    r = run_engine("--engines", out, "--class", 3, "--seed", 7, "--backend", "onnxruntime-cuda", "--output",
+                   tmp_path / "v.y4m", "--tokens-out", tmp_path / "tokens.bin")
+    has_provider = (ROOT / "build" / "third_party" / "onnxruntime" / "lib" / "libonnxruntime_providers_cuda.so").exists()
+    if not (has_provider and torch.cuda.is_available()):
+        check_fails(r, RUNTIME, "--backend onnxruntime-cuda", "CUDA execution provider", "onnxruntime-gpu")
+        return
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime-cuda backend" in r.stdout
+    want = python_grids(model, torch.tensor([3]), seed=7, cfg_scale=2.0)
+    assert equal_share(read_tokens(tmp_path / "tokens.bin"), want) >= 0.99
 
 
 def test_unwritable_output(cls, tmp_path):

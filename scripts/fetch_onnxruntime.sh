@@ -45,6 +45,10 @@ PY
 fi
 [ -n "$ORT_LIB" ] || { echo "fetch_onnxruntime: the onnxruntime wheel has no libonnxruntime.so.1*" >&2; exit 1; }
 cp "$ORT_LIB" "$DEST/lib/"
+# Execution-provider libraries (onnxruntime-gpu: CUDA, TensorRT) load from the same folder.
+for provider in "$(dirname "$ORT_LIB")"/libonnxruntime_providers_*.so; do
+  [ -e "$provider" ] && cp "$provider" "$DEST/lib/"
+done
 ln -sf "$(basename "$ORT_LIB")" "$DEST/lib/libonnxruntime.so.1"
 ln -sf libonnxruntime.so.1 "$DEST/lib/libonnxruntime.so"
 echo "fetch_onnxruntime: headers from $(basename "$ORT_DEB"), library $(basename "$ORT_LIB") -> $DEST"

@@ -6,7 +6,7 @@
 
 namespace nbp::rt {
 
-enum class BackendKind { kAuto, kOnnxRuntime, kTensorRT };
+enum class BackendKind { kAuto, kOnnxRuntime, kOnnxRuntimeCuda, kTensorRT };
 
 struct SamplingConfig {
   double temperature = 1.0;  // 0: greedy

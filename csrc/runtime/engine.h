@@ -53,10 +53,13 @@ class Backend {
 };
 
 struct BackendOptions {
-  int threads = 0;  // CPU threads for graphs and sampling; 0: all cores
+  int threads = 0;    // CPU threads for graphs and sampling; 0: all cores
+  bool cuda = false;  // ONNX Runtime: run the graphs with its CUDA execution provider (device 0)
 };
 
-// ONNX Runtime on the CPU.
+// ONNX Runtime on the CPU, or with its CUDA execution provider (``cuda``): the graphs then run on
+// the GPU while the buffers stay in host memory (ONNX Runtime copies them around each run), and the
+// sampler stays on the CPU. A library without that provider is a clear runtime error.
 Status make_ort_backend(const BackendOptions& opts, std::unique_ptr<Backend>* out);
 
 // TensorRT on the first CUDA device; ExitCode::kUsage with a "rebuild with" message where this

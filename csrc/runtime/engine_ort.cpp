@@ -109,16 +109,30 @@ class OrtBackend final : public Backend {
  public:
   explicit OrtBackend(const BackendOptions& opts) : opts_(opts) {}
 
+  // The CUDA execution provider on device 0; the CPU-only library has none and says so here.
+  static Status append_cuda(Ort::SessionOptions* so) {
+    try {
+      OrtCUDAProviderOptions cuda{};
+      cuda.device_id = 0;
+      so->AppendExecutionProvider_CUDA(cuda);
+    } catch (const Ort::Exception& e) {
+      return Err(ExitCode::kRuntime, "--backend onnxruntime-cuda: this ONNX Runtime library has no usable CUDA "
+                 "execution provider (", e.what(), "); install onnxruntime-gpu and run scripts/fetch_onnxruntime.sh again");
+    }
+    return Status::Ok();
+  }
+
   Status init() {
     try {
-      env_ = std::make_unique<Ort::Env>(ORT_LOGGING_LEVEL_ERROR, "run_engine");
+      // Fatal only: every failure comes back as an exception that becomes one message naming the file.
+      env_ = std::make_unique<Ort::Env>(ORT_LOGGING_LEVEL_FATAL, "run_engine");
     } catch (const Ort::Exception& e) {
       return Err(ExitCode::kRuntime, "ONNX Runtime: cannot create the environment: ", e.what());
     }
     return Status::Ok();
   }
 
-  const char* name() const override { return "onnxruntime-cpu"; }
+  const char* name() const override { return opts_.cuda ? "onnxruntime-cuda" : "onnxruntime-cpu"; }
   MemoryKind memory() const override { return MemoryKind::kHost; }
 
   Status open(const Manifest& m, const GraphSpec& spec, std::unique_ptr<Engine>* out) override {
@@ -132,6 +146,7 @@ class OrtBackend final : public Backend {
       // Idle threads sleep instead of spinning: between two steps the cores go to the sampler.
       so.AddConfigEntry("session.intra_op.allow_spinning", "0");
       so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+      if (opts_.cuda) NBP_RT_TRY(append_cuda(&so));
       engine = std::make_unique<OrtEngine>(path, Ort::Session(*env_, path.c_str(), so));
     } catch (const Ort::Exception& e) {
       return Err(ExitCode::kEngine, path, ": ONNX Runtime cannot load it: ", e.what());

@@ -36,7 +36,7 @@ const char* kUsage =
     "  --output PATH       Y4M file of the first video; later ones get _001, _002, ... (default: video.y4m)\n"
     "  --png               also write every frame as PATH-without-extension_FFF.png\n"
     "  --tokens-out FILE   also write the token grids, int64 little-endian (N, T', H', W')\n"
-    "  --backend NAME      auto (default), onnxruntime or tensorrt\n"
+    "  --backend NAME      auto (default), onnxruntime, onnxruntime-cuda (needs onnxruntime-gpu) or tensorrt\n"
     "  --threads N         CPU threads, 0 = all cores (default: 0)\n"
     "  --quiet             no progress lines\n"
     "exit codes: 0 ok, 2 bad option, 3 bad manifest, 4 bad engine file, 5 bad context video,\n"
@@ -88,8 +88,9 @@ Status parse(int argc, char** argv, nbp::rt::RunConfig* cfg, bool* help) {
       const std::string b = val;
       if (b == "auto") cfg->backend = nbp::rt::BackendKind::kAuto;
       else if (b == "onnxruntime" || b == "ort") cfg->backend = nbp::rt::BackendKind::kOnnxRuntime;
+      else if (b == "onnxruntime-cuda" || b == "ort-cuda") cfg->backend = nbp::rt::BackendKind::kOnnxRuntimeCuda;
       else if (b == "tensorrt" || b == "trt") cfg->backend = nbp::rt::BackendKind::kTensorRT;
-      else return Err(ExitCode::kUsage, "--backend: expected auto, onnxruntime or tensorrt, got '", b, "'");
+      else return Err(ExitCode::kUsage, "--backend: expected auto, onnxruntime, onnxruntime-cuda or tensorrt, got '", b, "'");
     } else {
       return Err(ExitCode::kUsage, opt, ": unknown option (see --help)");
     }

@@ -104,6 +104,7 @@ Status run(const RunConfig& cfg) {
   }
   BackendOptions bo;
   bo.threads = cfg.threads;
+  bo.cuda = kind == BackendKind::kOnnxRuntimeCuda;
   std::unique_ptr<Backend> backend;
   if (kind == BackendKind::kTensorRT) NBP_RT_TRY(make_trt_backend(bo, &backend));
   else NBP_RT_TRY(make_ort_backend(bo, &backend));

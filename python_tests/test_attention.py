@@ -21,6 +21,8 @@ SHAPES = [
     (2, 2, 2, 70, 70, 128, 1, 0, 0),     # block 1: plain causal
     (1, 2, 2, 50, 50, 64, 64, 0, 0),     # block >= N: full attention
     (1, 4, 2, 33, 33, 17, 4, 3, 0),      # odd head dim
+    (2, 4, 2, 7, 150, 17, 8, 5, 120),    # narrow decode tile: 7 queries mid-block, odd head dim, 3 key tiles
+    (1, 8, 8, 1, 300, 64, 1, 0, 299),    # next-token decode step against a long cache
 ]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 

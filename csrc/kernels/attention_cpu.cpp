@@ -5,7 +5,7 @@
 // query. Every per-query quantity (running max, sum, log-sum-exp, delta, visibility limit) is then a
 // vector along the row, so the softmax is element-wise SIMD work with no horizontal reductions, and
 // the products that consume the tile read it either as is or through cpu::gemm_tn_acc (no
-// transposes). Queries of a tile are transposed once into Q^T [D][kTileQ].
+// transposes). Queries of a tile are transposed once into Q^T [D][kTileQ] (16 wide for decode steps).
 //
 // Forward: one task per (batch, head, query tile), dynamically scheduled; the key loop stops at the
 // last key visible from the tile's last query. Backward (from the saved log-sum-exp): one task per
@@ -79,12 +79,13 @@ RowsF32 rows_f32(const void* base, const Strides4& s, int64_t batch, int64_t hea
   }
 }
 
-// rows (<= kTileQ) fp32 rows of length D (row stride ld) -> dst[D][kTileQ] times `mul`; columns
+// rows (<= TQ) fp32 rows of length D (row stride ld) -> dst[D][TQ] times `mul`; columns
 // >= rows are zero.
+template <int TQ = kTileQ>
 void transpose_rows(const float* src, int64_t ld, int rows, int D, float mul, float* dst) {
-  if (rows < kTileQ) std::fill(dst, dst + static_cast<int64_t>(D) * kTileQ, 0.0f);
+  if (rows < TQ) std::fill(dst, dst + static_cast<int64_t>(D) * TQ, 0.0f);
   for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < D; ++c) dst[c * kTileQ + r] = src[r * ld + c] * mul;
+    for (int c = 0; c < D; ++c) dst[c * TQ + r] = src[r * ld + c] * mul;
 }
 
 int resolve_threads(int num_threads) {
@@ -97,23 +98,25 @@ int resolve_threads(int num_threads) {
 }
 
 // Last visible key (exclusive) of each query of a tile, clamped to k_len; the padding columns of a
-// partial tile (rows..kTileQ) repeat the last query's, so that every column sees key 0.
+// partial tile (rows..TQ) repeat the last query's, so that every column sees key 0.
+template <int TQ = kTileQ>
 void column_key_ends(const AttentionParams& p, int64_t i0, int rows, int64_t* out) {
-  for (int c = 0; c < kTileQ; ++c)
+  for (int c = 0; c < TQ; ++c)
     out[c] = std::min(p.k_len, key_end(p.q_offset + i0 + std::min(c, rows - 1), p.prefix_len, p.block_size));
 }
 
 // Number of keys of the tile starting at j0 that each query column sees, in [0, kTileK].
+template <int TQ = kTileQ>
 void visible_in_tile(const int64_t* kend, int64_t j0, int* lim) {
-  for (int c = 0; c < kTileQ; ++c)
+  for (int c = 0; c < TQ; ++c)
     lim[c] = static_cast<int>(std::clamp<int64_t>(kend[c] - j0, 0, kTileK));
 }
 
-template <typename T>
+template <typename T, int TQ>
 void forward_impl(const AttentionParams& p, int threads) {
   const int D = static_cast<int>(p.head_dim);
   const int64_t group = p.heads / p.kv_heads;
-  const int64_t q_tiles = (p.q_len + kTileQ - 1) / kTileQ;
+  const int64_t q_tiles = (p.q_len + TQ - 1) / TQ;
   const int64_t tasks = p.batch * p.heads * q_tiles;
   const float qmul = p.scale * kLog2e;  // scores in log2 units
 
@@ -125,11 +128,11 @@ void forward_impl(const AttentionParams& p, int threads) {
 
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> Qt(static_cast<size_t>(D) * kTileQ), S(static_cast<size_t>(kTileK) * kTileQ);
-    std::vector<float> O(static_cast<size_t>(kTileQ) * D);
-    alignas(64) float m_col[kTileQ], l_col[kTileQ], alpha[kTileQ], mx[kTileQ], sum[kTileQ];
-    alignas(64) int lim[kTileQ];
-    int64_t kend[kTileQ];
+    std::vector<float> Qt(static_cast<size_t>(D) * TQ), S(static_cast<size_t>(kTileK) * TQ);
+    std::vector<float> O(static_cast<size_t>(TQ) * D);
+    alignas(64) float m_col[TQ], l_col[TQ], alpha[TQ], mx[TQ], sum[TQ];
+    alignas(64) int lim[TQ];
+    int64_t kend[TQ];
 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
@@ -141,45 +144,45 @@ void forward_impl(const AttentionParams& p, int threads) {
       const int64_t h = (t / q_tiles) % p.heads;
       const int64_t b = t / (q_tiles * p.heads);
       const int64_t kvh = h / group;
-      const int64_t i0 = qt * kTileQ;
-      const int m = static_cast<int>(std::min<int64_t>(kTileQ, p.q_len - i0));
+      const int64_t i0 = qt * TQ;
+      const int m = static_cast<int>(std::min<int64_t>(TQ, p.q_len - i0));
 
-      transpose_rows(Q.row(b, h, i0), Q.s.seq, m, D, qmul, Qt.data());
-      column_key_ends(p, i0, m, kend);
-      const int64_t k_stop = kend[kTileQ - 1];  // key_end is monotone in the query position
+      transpose_rows<TQ>(Q.row(b, h, i0), Q.s.seq, m, D, qmul, Qt.data());
+      column_key_ends<TQ>(p, i0, m, kend);
+      const int64_t k_stop = kend[TQ - 1];  // key_end is monotone in the query position
       const int64_t k_full = kend[0];           // tiles ending at or before this need no mask
       std::fill(O.begin(), O.begin() + static_cast<int64_t>(m) * D, 0.0f);
-      for (int c = 0; c < kTileQ; ++c) { m_col[c] = kNegInf; l_col[c] = 0.0f; }
+      for (int c = 0; c < TQ; ++c) { m_col[c] = kNegInf; l_col[c] = 0.0f; }
 
       for (int64_t j0 = 0; j0 < k_stop; j0 += kTileK) {
         const int n = static_cast<int>(std::min<int64_t>(kTileK, k_stop - j0));
         const float* krows = K.row(b, kvh, j0);
-        cpu::gemm_nn(krows, K.s.seq, Qt.data(), kTileQ, D, S.data(), kTileQ, n, kTileQ);  // S^T
+        cpu::gemm_nn<TQ>(krows, K.s.seq, Qt.data(), TQ, D, S.data(), TQ, n, TQ);  // S^T
         if (j0 + n > k_full) {  // hide the keys a query cannot see
-          visible_in_tile(kend, j0, lim);
+          visible_in_tile<TQ>(kend, j0, lim);
           for (int r = 0; r < n; ++r) {
-            float* s = S.data() + r * kTileQ;
-            for (int c = 0; c < kTileQ; ++c) s[c] = r < lim[c] ? s[c] : kNegInf;
+            float* s = S.data() + r * TQ;
+            for (int c = 0; c < TQ; ++c) s[c] = r < lim[c] ? s[c] : kNegInf;
           }
         }
 
         // Online softmax, column by column (one column per query), vectorised along the rows.
         // The running max is finite: key 0 is visible to every query and is in the first tile.
-        for (int c = 0; c < kTileQ; ++c) mx[c] = m_col[c];
+        for (int c = 0; c < TQ; ++c) mx[c] = m_col[c];
         for (int r = 0; r < n; ++r) {
-          const float* s = S.data() + r * kTileQ;
-          for (int c = 0; c < kTileQ; ++c) mx[c] = s[c] > mx[c] ? s[c] : mx[c];
+          const float* s = S.data() + r * TQ;
+          for (int c = 0; c < TQ; ++c) mx[c] = s[c] > mx[c] ? s[c] : mx[c];
         }
-        for (int c = 0; c < kTileQ; ++c) sum[c] = 0.0f;
+        for (int c = 0; c < TQ; ++c) sum[c] = 0.0f;
         for (int r = 0; r < n; ++r) {
-          float* s = S.data() + r * kTileQ;
-          for (int c = 0; c < kTileQ; ++c) {
+          float* s = S.data() + r * TQ;
+          for (int c = 0; c < TQ; ++c) {
             const float e = cpu::exp2_approx(s[c] - mx[c]);
             s[c] = e;
             sum[c] += e;
           }
         }
-        for (int c = 0; c < kTileQ; ++c) {
+        for (int c = 0; c < TQ; ++c) {
           alpha[c] = cpu::exp2_approx(m_col[c] - mx[c]);
           l_col[c] = l_col[c] * alpha[c] + sum[c];
           m_col[c] = mx[c];
@@ -192,7 +195,7 @@ void forward_impl(const AttentionParams& p, int threads) {
           }
         }
         // O += P V, with P = (S^T)^T.
-        cpu::gemm_tn_acc(S.data(), kTileQ, V.row(b, kvh, j0), V.s.seq, n, O.data(), D, m, D);
+        cpu::gemm_tn_acc(S.data(), TQ, V.row(b, kvh, j0), V.s.seq, n, O.data(), D, m, D);
       }
 
       float* lse = p.lse + (b * p.heads + h) * p.q_len + i0;
@@ -205,6 +208,16 @@ void forward_impl(const AttentionParams& p, int threads) {
       }
     }
   }
+}
+
+// Decode steps (a block of up to 16 queries against the cache) use 16-query tiles, so a step does
+// not compute 64 columns of scores to keep 16 (or 1).
+constexpr int kNarrowTileQ = 16;
+
+template <typename T>
+void forward_dispatch(const AttentionParams& p, int threads) {
+  if (p.q_len <= kNarrowTileQ) forward_impl<T, kNarrowTileQ>(p, threads);
+  else forward_impl<T, kTileQ>(p, threads);
 }
 
 // Splits the key tiles of one head into `chunks` contiguous ranges of about equal work (the work of
@@ -453,9 +466,9 @@ Status attention_forward_cpu(const AttentionParams& p, int num_threads) {
   if (!p.q || !p.k || !p.v || !p.out || !p.lse) return Status::kInvalidArgument;
   const int threads = resolve_threads(num_threads);
   switch (p.dtype) {
-    case DType::kFloat32: forward_impl<float>(p, threads); break;
-    case DType::kFloat16: forward_impl<Half>(p, threads); break;
-    case DType::kBFloat16: forward_impl<BFloat16>(p, threads); break;
+    case DType::kFloat32: forward_dispatch<float>(p, threads); break;
+    case DType::kFloat16: forward_dispatch<Half>(p, threads); break;
+    case DType::kBFloat16: forward_dispatch<BFloat16>(p, threads); break;
   }
   return Status::kOk;
 }

@@ -91,10 +91,11 @@ inline float exp2_approx(float x) {
 typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
 static_assert(kPanel % 16 == 0, "kPanel must be a whole number of 16-float vectors");
 
-template <int R, bool kTransA, bool kAccumulate>
+template <int R, bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
                        int depth, float* __restrict C, int64_t ldc) {
-  constexpr int kVecs = kPanel / 16;
+  static_assert(W % 16 == 0, "the panel must be a whole number of 16-float vectors");
+  constexpr int kVecs = W / 16;
   Vec16 acc[R][kVecs];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kVecs; ++v) {
@@ -113,9 +114,10 @@ inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __re
     for (int v = 0; v < kVecs; ++v) std::memcpy(C + i * ldc + 16 * v, &acc[i][v], sizeof(Vec16));
 }
 #else
-template <int R, bool kTransA, bool kAccumulate>
+template <int R, bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
                        int depth, float* __restrict C, int64_t ldc) {
+  constexpr int kPanel = W;  // this micro-kernel's width
   // depth >= 1. The first step initialises the accumulators (rather than zero-filling them, which
   // the compiler turns into a memset of a stack copy instead of register moves).
   float acc[R][kPanel];
@@ -156,37 +158,39 @@ inline void gemm_edge(const float* __restrict A, int64_t lda, const float* __res
 
 // The rows left over after the full kRowBlock blocks (fewer than kRowBlock), dispatched to a
 // micro-kernel of exactly that height.
-template <bool kTransA, bool kAccumulate, int R = kRowBlock - 1>
+template <bool kTransA, bool kAccumulate, int W, int R = kRowBlock - 1>
 inline void gemm_tail(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
                       int64_t ldc, int rows) {
   if constexpr (R > 0) {
-    if (rows == R) return gemm_micro<R, kTransA, kAccumulate>(A, lda, B, ldb, depth, C, ldc);
-    gemm_tail<kTransA, kAccumulate, R - 1>(A, lda, B, ldb, depth, C, ldc, rows);
+    if (rows == R) return gemm_micro<R, kTransA, kAccumulate, W>(A, lda, B, ldb, depth, C, ldc);
+    gemm_tail<kTransA, kAccumulate, W, R - 1>(A, lda, B, ldb, depth, C, ldc, rows);
   }
 }
 
-template <bool kTransA, bool kAccumulate>
+// W: the micro-kernel's width (kPanel, or 16 for the narrow query tiles of decode steps).
+template <bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C, int64_t ldc,
                  int m, int width) {
   // Step between consecutive rows of the logical A (elements of one row are lda apart if kTransA).
   const int64_t rstep = kTransA ? 1 : lda;
-  for (int c0 = 0; c0 < width; c0 += kPanel) {
-    if (width - c0 < kPanel) {
+  for (int c0 = 0; c0 < width; c0 += W) {
+    if (width - c0 < W) {
       gemm_edge<kTransA, kAccumulate>(A, lda, B + c0, ldb, depth, C + c0, ldc, m, width - c0);
       break;
     }
     int r = 0;
     for (; r + kRowBlock <= m; r += kRowBlock)
-      gemm_micro<kRowBlock, kTransA, kAccumulate>(A + r * rstep, lda, B + c0, ldb, depth,
-                                                  C + r * ldc + c0, ldc);
-    gemm_tail<kTransA, kAccumulate>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc, m - r);
+      gemm_micro<kRowBlock, kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth,
+                                                     C + r * ldc + c0, ldc);
+    gemm_tail<kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc, m - r);
   }
 }
 
 // C = A x B and C += A x B with A row-major; C += A^T x B with A stored as [depth][m].
+template <int W = kPanel>
 inline void gemm_nn(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
                     int64_t ldc, int m, int width) {
-  gemm<false, false>(A, lda, B, ldb, depth, C, ldc, m, width);
+  gemm<false, false, W>(A, lda, B, ldb, depth, C, ldc, m, width);
 }
 inline void gemm_nn_acc(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C,
                         int64_t ldc, int m, int width) {

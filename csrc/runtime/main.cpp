@@ -98,8 +98,6 @@ Status parse(int argc, char** argv, nbp::rt::RunConfig* cfg, bool* help) {
   return Status::Ok();
 }
 
-}  // namespace
-
 // The sampler's OpenMP threads must sleep between blocks, not spin, or they hold the cores that
 // ONNX Runtime's threads need for the next step (measured: 18 -> 12 ms per block on 2 cores).
 // OpenMP reads its wait policy when its library loads, so when the user has not chosen one the
@@ -113,6 +111,8 @@ void prefer_passive_openmp(char** argv) {
   (void)argv;
 #endif
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   prefer_passive_openmp(argv);

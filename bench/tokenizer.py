@@ -1,11 +1,12 @@
 """Tokenizer numbers on this machine: encode/decode throughput and a trained run's held-out quality.
 
-    python bench/tokenizer.py [--run runs/tokenizer-...] [--sizes tiny,paper] [--batch 4] [--device cpu]
+    python bench/tokenizer.py [--run runs/tokenizer-...] [--sizes tiny,patch,paper] [--batch 4] [--device cpu]
 
 Throughput is clips/s at 17x128x128 (the paper's clip) for each named size; the paper size runs
 one clip. Quality is the run's tokenizer on its own held-out clips, against two named baselines
 computed on the same clips: ``clip-mean`` (every pixel = the clip's mean colour) and
-``block-mean`` (the mean of each 4x8x8 block, i.e. the tokenizer's latent grid kept in full precision).
+``block-mean`` (the mean of each 4xfxf block, f the tokenizer's spatial factor: its latent grid kept
+in full precision, one colour per code).
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def throughput(size: str, batch: int, device: torch.device, repeats: int) -> dic
             "decode_clips_s": batch / t_dec}
 
 
-def block_mean(video: torch.Tensor) -> torch.Tensor:
-    """Mean of every 4x8x8 block (first frame alone), broadcast back: (B, 3, 17, H, W)."""
-    first = F.avg_pool3d(video[:, :, :1], (1, 8, 8))
-    rest = F.avg_pool3d(video[:, :, 1:], (4, 8, 8))
+def block_mean(video: torch.Tensor, f: int) -> torch.Tensor:
+    """Mean of every 4xfxf block (first frame alone), broadcast back: (B, 3, T, H, W)."""
+    first = F.avg_pool3d(video[:, :, :1], (1, f, f))
+    rest = F.avg_pool3d(video[:, :, 1:], (4, f, f))
     grid = torch.cat([first, rest.repeat_interleave(4, dim=2)], dim=2)
-    return F.interpolate(grid, scale_factor=(1, 8, 8), mode="nearest")
+    return F.interpolate(grid, scale_factor=(1, f, f), mode="nearest")
 
 
 @torch.no_grad()
@@ -62,7 +63,7 @@ def quality(run: Path, clips: int, device: torch.device) -> dict:
     val = build_dataset(data, "val")
     video = torch.stack([val[i]["video"] for i in range(min(clips, len(val)))]).to(device)
     recon = torch.cat([model.decode(model.encode(v[None])) for v in video])
-    baselines = {"clip-mean": video.mean(dim=(2, 3, 4), keepdim=True).expand_as(video), "block-mean": block_mean(video)}
+    baselines = {"clip-mean": video.mean(dim=(2, 3, 4), keepdim=True).expand_as(video), "block-mean": block_mean(video, model.config.spatial_factor)}
     out = {"run": str(run), "clips": video.shape[0], "frames": data.frames, "size": data.size,
            "psnr": float(psnr(recon, video).mean()), "ssim": float(ssim(recon, video).mean())}
     for name, b in baselines.items():
@@ -74,7 +75,7 @@ def quality(run: Path, clips: int, device: torch.device) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=None, help="tokenizer run folder (default: the newest runs/tokenizer-*)")
-    p.add_argument("--sizes", default="tiny,paper", help="named sizes to time")
+    p.add_argument("--sizes", default="tiny,patch,paper", help="named sizes to time")
     p.add_argument("--batch", type=int, default=4, help="clips per call for every size but paper (1)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--clips", type=int, default=16, help="held-out clips for PSNR/SSIM")

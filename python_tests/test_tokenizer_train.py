@@ -129,6 +129,23 @@ def test_extraction_from_files_skips_bad_ones(trained_run, tmp_path, write_test_
     assert ds[0]["codes"].shape == (3, 4, 4)
 
 
+def test_patch_codec_trains_from_its_pca_start_and_resumes(tmp_path, capsys):
+    """The stage starts the patch codec from PCA (held-out PSNR well above a random start from the
+    first evaluation on), and a resumed run keeps its weights instead of refitting."""
+    common = ["--model", "patch", "--fsq-levels", "8,5,5,5", "--size", "16", "--train-clips", "16", "--init-clips", "8",
+              "--eval-every", "1", "--sample-every", "100", "--ckpt-every", "1"]
+    run = _train(tmp_path / "p", *common, "--steps", "2", "--stop-at", "1")
+    assert "patch codec started from the PCA of 8 clips" in capsys.readouterr().out
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert first["step"] == 1 and first["val/psnr"] > 17
+    train_main(["tokenizer", "--resume", str(run), *SMALL, *common, "--steps", "2"])
+    assert "patch codec started" not in capsys.readouterr().out
+    model = VideoTokenizer.from_pretrained(run / "tokenizer")
+    assert model.config.arch == "patch" and model.config.latent_shape(9, 16, 16) == (3, 4, 4)
+    out = _tokenize("--tokenizer", str(run / "tokenizer"), "--out", str(tmp_path / "tok"), "--splits", "val")
+    assert TokenDataset(out / "val")[0]["codes"].shape == (3, 4, 4)
+
+
 def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, PIPELINE_DEFAULTS, build_parser
     assert PIPELINE == ("tokenizer", "tokenize", "nbp")
@@ -139,6 +156,7 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     assert args.tokens == str(Path("runs/x/tokens")) and args.tokenizer == str(Path("runs/x/tokenizer"))
     args = build_parser().parse_args(["tokenizer", *PIPELINE_DEFAULTS["tokenizer"]])
     assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
+    assert args.model == "patch" and args.size % 4 == 0 and (args.frames - 1) % 4 == 0
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text
 

@@ -80,7 +80,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
     g.add_argument("--val-list", default=d["val_list"], help="k600: CSV of path,label for evaluation")
     g.add_argument("--fold", type=int, default=d["fold"], help="ucf101 split fold (trainlist0N.txt)")
     g.add_argument("--frames", type=int, default=d["frames"], help="frames per clip (1 + 4k)")
-    g.add_argument("--size", type=int, default=d["size"], help="clip height and width (multiple of 8)")
+    g.add_argument("--size", type=int, default=d["size"], help="clip height and width (a multiple of the tokenizer's spatial factor: 8 for the CNN, 4 for the patch codec)")
     g.add_argument("--fps", type=float, default=d["fps"], help="resample to this frame rate (default 8 for ucf101, 16 for k600)")
     g.add_argument("--train-clips", type=int, default=d["train_clips"], help="synthetic: clips in the training split")
     g.add_argument("--val-clips", type=int, default=d["val_clips"], help="synthetic: held-out clips")

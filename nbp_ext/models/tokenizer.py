@@ -1,7 +1,8 @@
-"""VideoTokenizer: causal 3D CNN encoder/decoder with an FSQ code book (MAGVIT-v2 family).
+"""VideoTokenizer: encoder/decoder with an FSQ code book; a causal 3D CNN (MAGVIT-v2 family) or
+the PCA-started patch codec of ``tokenizer_patch.py``, chosen by ``config.arch``.
 
-``encode``: video (B, 3, T, H, W) in [-1, 1], T = 1 + 4k, H and W multiples of 8
-            -> codes (B, 1 + k, H/8, W/8) int64 in [0, codebook_size).
+``encode``: video (B, 3, T, H, W) in [-1, 1], T = 1 + 4k, H and W multiples of f (8 for the CNN,
+            ``patch_size`` for the patch codec) -> codes (B, 1 + k, H/f, W/f) int64 in [0, codebook_size).
 ``decode``: codes -> video (B, 3, T, H, W).
 The first frame is encoded on its own and later frames in groups of 4; the code at latent frame t
 depends on input frames <= 4t only.
@@ -18,6 +19,7 @@ from .pretrained import PretrainedMixin
 from .registry import config_from_name
 from .tokenizer_blocks import CausalConv3d, Downsample, ResBlock, Upsample, norm
 from .tokenizer_config import TOKENIZER_SIZES, VideoTokenizerConfig
+from .tokenizer_patch import PatchDecoder, PatchEncoder, fit_pca
 
 
 class Encoder(nn.Module):
@@ -53,6 +55,10 @@ class Decoder(nn.Module):
         self.norm_out = norm(ch[0])
         self.conv_out = CausalConv3d(ch[0], cfg.in_channels)
 
+    @property
+    def last_layer_weight(self) -> torch.Tensor:
+        return self.conv_out.conv.weight
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, C, T', H', W') -> (B, 3, T, 8H', 8W')
         h = self.layers(self.conv_in(z))
         return self.conv_out(F.silu(self.norm_out(h)))
@@ -65,9 +71,15 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
     def __init__(self, config: VideoTokenizerConfig | None = None):
         super().__init__()
         self.config = config or VideoTokenizerConfig()
-        self.quantizer = FSQ(self.config.fsq_levels)
-        self.encoder = Encoder(self.config, self.quantizer.dim)
-        self.decoder = Decoder(self.config, self.quantizer.dim)
+        cfg = self.config
+        self.quantizer = FSQ(cfg.fsq_levels)
+        dim = self.quantizer.dim
+        if cfg.arch == "patch":
+            self.encoder = PatchEncoder(cfg.patch_size, cfg.patch_width, cfg.patch_depth, cfg.in_channels, dim)
+            self.decoder = PatchDecoder(cfg.patch_size, cfg.patch_width, 2 * cfg.patch_depth + 1, dim, cfg.in_channels)
+        else:
+            self.encoder = Encoder(cfg, dim)
+            self.decoder = Decoder(cfg, dim)
 
     @classmethod
     def from_name(cls, size: str, **overrides) -> "VideoTokenizer":
@@ -78,14 +90,26 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         return self.quantizer.codebook_size
 
     def check_video(self, video: torch.Tensor) -> None:
-        c = self.config.in_channels
+        c, f = self.config.in_channels, self.config.spatial_factor
         if video.dim() != 5 or video.shape[1] != c:
             raise ValueError(f"video must have shape (B, {c}, T, H, W), got {tuple(video.shape)}")
         _, _, t, h, w = video.shape
-        if (t - 1) % 4 != 0 or h % 8 != 0 or w % 8 != 0 or h == 0 or w == 0:
-            raise ValueError(f"video must have T = 1 + 4k frames and H, W multiples of 8, got T={t}, H={h}, W={w}")
+        if (t - 1) % 4 != 0 or h % f != 0 or w % f != 0 or h == 0 or w == 0:
+            raise ValueError(f"video must have T = 1 + 4k frames and H, W multiples of {f}, got T={t}, H={h}, W={w}")
         if not video.dtype.is_floating_point:
             raise TypeError(f"video must be a floating tensor with values in [-1, 1], got {video.dtype}")
+
+    def init_from_data(self, videos) -> float | None:
+        """Data-dependent start: the patch codec fits its linear maps to the principal components
+        of the patches of ``videos`` (an iterable of (B, 3, T, H, W) batches) and returns the
+        share of variance they explain; the CNN has nothing to fit and returns None."""
+        if self.config.arch != "patch":
+            return None
+        def checked():
+            for video in videos:
+                self.check_video(video)
+                yield video
+        return fit_pca(self.encoder, self.decoder, checked())
 
     def quantize(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """video -> (quantized latents (B, C, T', H', W') with straight-through gradient, codes (B, T', H', W'))."""
@@ -104,7 +128,7 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes (B, T', H', W') int -> video (B, 3, 1 + 4(T'-1), 8H', 8W'), roughly in [-1, 1]."""
+        """codes (B, T', H', W') int -> video (B, 3, 1 + 4(T'-1), fH', fW'), roughly in [-1, 1]."""
         if codes.dim() != 4:
             raise ValueError(f"codes must have shape (B, T', H', W'), got {tuple(codes.shape)}")
         q = self.quantizer.indices_to_codes(codes.to(self.quantizer._basis.device))  # (B, T', H', W', C)

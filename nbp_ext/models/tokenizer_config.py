@@ -5,14 +5,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+ARCHS = ("cnn", "patch")
+
 
 @dataclass
 class VideoTokenizerConfig:
-    """Causal 3D CNN tokenizer; space /8 and time /4 (first frame alone), FSQ code book.
+    """Video tokenizer: time /4 (first frame alone), an FSQ code book, and one of two codecs.
 
-    ``channel_mult`` has one entry per resolution level; the first three levels halve space and
-    ``temporal_down`` says which of them also halve time (two of them, for /4).
+    ``arch="cnn"``: causal 3D CNN, space /8. ``channel_mult`` has one entry per resolution level;
+    the first three levels halve space and ``temporal_down`` says which of them also halve time
+    (two of them, for /4).
+    ``arch="patch"``: patch codec (``tokenizer_patch.py``), space /``patch_size``; a linear map
+    started from PCA plus a convolutional correction of ``patch_width`` channels and
+    ``patch_depth`` 3x3 layers (the decoder's has twice as many).
     """
+
+    arch: str = "cnn"
 
     base_channels: int = 64
     channel_mult: tuple[int, ...] = (1, 2, 2, 4)
@@ -20,6 +28,9 @@ class VideoTokenizerConfig:
     temporal_down: tuple[bool, ...] = (False, True, True)
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
     in_channels: int = 3
+    patch_size: int = 4
+    patch_width: int = 128
+    patch_depth: int = 1
 
     def __post_init__(self):
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
@@ -29,12 +40,17 @@ class VideoTokenizerConfig:
             raise ValueError(f"channel_mult must have 4 entries (3 down levels and the middle), got {self.channel_mult}")
         if len(self.temporal_down) != 3 or sum(self.temporal_down) != 2:
             raise ValueError(f"temporal_down must have 3 entries with exactly 2 True (time /4), got {self.temporal_down}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.patch_size < 1 or self.patch_width < 1 or self.patch_depth < 0:
+            raise ValueError(f"patch_size and patch_width must be >= 1 and patch_depth >= 0, got "
+                             f"{self.patch_size}, {self.patch_width}, {self.patch_depth}")
         if self.base_channels < 1 or self.num_res_blocks < 0:
             raise ValueError(f"base_channels must be >= 1 and num_res_blocks >= 0, got {self.base_channels}, {self.num_res_blocks}")
 
     @property
     def spatial_factor(self) -> int:
-        return 8
+        return 8 if self.arch == "cnn" else self.patch_size
 
     @property
     def temporal_factor(self) -> int:
@@ -46,7 +62,8 @@ class VideoTokenizerConfig:
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(T, H, W) of a clip -> (T', H', W') of its codes."""
-        return (1 + (frames - 1) // 4, height // 8, width // 8)
+        f = self.spatial_factor
+        return (1 + (frames - 1) // 4, height // f, width // f)
 
 
 TOKENIZER_SIZES: dict[str, dict] = {
@@ -56,4 +73,6 @@ TOKENIZER_SIZES: dict[str, dict] = {
     "base": dict(base_channels=64, channel_mult=(1, 2, 2, 4), num_res_blocks=2),
     # Near the paper's tokenizer (about 370M parameters).
     "paper": dict(base_channels=144, channel_mult=(1, 2, 2, 4), num_res_blocks=4),
+    # Patch codec, space /4, started from PCA: the CPU default (recognisable shapes in minutes).
+    "patch": dict(arch="patch", patch_size=4, patch_width=128, patch_depth=1),
 }

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_arguments, build_dataset, build_loader,
                     data_config_from_args, to_uint8_frames, write_video)
-from ..models import TOKENIZER_SIZES, VideoTokenizer
+from ..models import TOKENIZER_SIZES, VideoTokenizer, VideoTokenizerConfig, config_from_name
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .patchgan import PatchGAN3D, adaptive_weight, d_hinge_loss, g_hinge_loss
@@ -56,6 +56,7 @@ class TokenizerTrainConfig:
     disc_weight: float = 0.1
     disc_channels: int = 32
     disc_lr: float | None = None
+    init_clips: int = 64
     eval_every: int = 50
     eval_clips: int = 16
     sample_every: int = 100
@@ -77,6 +78,8 @@ class TokenizerTrainConfig:
             raise ValueError(f"--model must be one of {sorted(TOKENIZER_SIZES)}, got {self.model!r}")
         if self.loss not in ("l1", "l2"):
             raise ValueError(f"--loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.init_clips < 1:
+            raise ValueError(f"--init-clips must be >= 1, got {self.init_clips}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"--steps and --batch-size must be >= 1, got {self.steps}, {self.batch_size}")
         if self.lpips_weights and not self.vgg_weights:
@@ -96,6 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", type=int, default=d.warmup, help="linear warmup steps, then cosine decay")
     g.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
     g.add_argument("--loss", choices=("l1", "l2"), default=d.loss, help="reconstruction loss")
+    g.add_argument("--init-clips", type=int, default=d.init_clips, help="training clips whose PCA starts the patch codec")
     g = p.add_argument_group("perceptual loss (off unless --vgg-weights is given; nothing is downloaded)")
     g.add_argument("--vgg-weights", default=None, help="local VGG16 state dict (.pth/.safetensors, torchvision keys); turns the perceptual loss on")
     g.add_argument("--lpips-weights", default=None, help="local LPIPS linear-layer weights (lin0..lin4); default: equal weights")
@@ -135,9 +139,26 @@ def main(args: argparse.Namespace) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-def _check_clip_shape(data_cfg: DataConfig) -> None:
-    if (data_cfg.frames - 1) % 4 != 0 or data_cfg.size % 8 != 0:
-        raise ValueError(f"--frames must be 1 + 4k and --size a multiple of 8, got {data_cfg.frames} and {data_cfg.size}")
+def _check_clip_shape(data_cfg: DataConfig, factor: int) -> None:
+    if (data_cfg.frames - 1) % 4 != 0 or data_cfg.size % factor != 0:
+        raise ValueError(f"--frames must be 1 + 4k and --size a multiple of {factor}, got {data_cfg.frames} and {data_cfg.size}")
+
+
+def _init_from_data(model: VideoTokenizer, train_set, cfg: TokenizerTrainConfig, device: torch.device, verbose: bool) -> None:
+    """Start the patch codec from the PCA of the first ``--init-clips`` training clips (the same on every rank)."""
+    n = min(cfg.init_clips, len(train_set))
+
+    def batches():
+        for i in range(0, n, cfg.batch_size):
+            items = [train_set[j] for j in range(i, min(n, i + cfg.batch_size))]
+            items = [it["video"] for it in items if it.get("video") is not None]
+            if items:
+                yield torch.stack(items).to(device)
+
+    explained = model.init_from_data(batches())
+    if verbose:
+        print(f"patch codec started from the PCA of {n} clips: {model.quantizer.dim} components explain "
+              f"{explained:.1%} of the patch variance", flush=True)
 
 
 @torch.no_grad()
@@ -172,7 +193,7 @@ def _write_sample(run_dir: Path, step: int, sample: tuple[torch.Tensor, torch.Te
 
 def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
     """Train (or resume) and return the run folder; the model is in ``run_dir/tokenizer``."""
-    _check_clip_shape(data_cfg)
+    _check_clip_shape(data_cfg, config_from_name(TOKENIZER_SIZES, VideoTokenizerConfig, cfg.model).spatial_factor)
     info = setup_distributed(cfg.device)
     device = info.device
     run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
@@ -216,12 +237,14 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
             d_opt.load_state_dict(ckpt["disc_optimizer"])
         step, epoch, epoch_batches = ckpt["step"], ckpt["epoch"], ckpt["epoch_batches"]
         set_rng_state(ckpt["rng"])
+    elif model.config.arch == "patch":
+        _init_from_data(model, train_set, cfg, device, info.is_main)
     train_model = DistributedDataParallel(model) if info.enabled else model
     train_disc = DistributedDataParallel(disc) if (info.enabled and disc is not None) else disc
     writer = ScalarWriter(run_dir / "tb") if info.is_main else None
     stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
     bar = StepProgress(cfg.steps, step, desc=STAGE, enabled=cfg.progress and info.is_main)
-    last_layer = model.decoder.conv_out.conv.weight
+    last_layer = model.decoder.last_layer_weight
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
     def checkpoint() -> None:

@@ -35,3 +35,13 @@ def _write_test_video(path: Path, frames: int, width: int, height: int, fps: int
 def write_test_video():
     """``write_test_video(path, frames, width, height, fps, codec, pix_fmt="yuv420p", gray=False) -> path``."""
     return _write_test_video
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a torchrun rendezvous (a fixed one may still be held)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

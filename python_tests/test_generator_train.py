@@ -81,7 +81,7 @@ def test_resume_gives_the_same_weights(token_run, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path, free_port):
     one, two = tmp_path / "one", tmp_path / "two"
     common = ["--steps", "3", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100",
               "--cond-dropout", "0"]
@@ -91,8 +91,9 @@ def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path)
     args_two = nbp_args(token_run, two, *common)
     args_two[args_two.index("--batch-size") + 1] = "4"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                    "-m", "nbp_ext.train", *args_two], check=True, cwd=REPO, env=env, capture_output=True)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+                           "-m", "nbp_ext.train", *args_two], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     # AdamW can turn reduction-order noise in a near-zero gradient into a step of up to 2 x lr (3e-3) per
     # update; a wrong data split would move most entries, so nearly all must agree to 2e-5.
     a, b = weights(one), weights(two)
@@ -104,11 +105,13 @@ def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path)
     assert close / total > 0.99, close / total
 
 
-def test_bad_options(token_run, tmp_path):
+def test_bad_options(token_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="block"):
         train_main(nbp_args(token_run, tmp_path / "x", "--block", "1,3,4", "--steps", "1"))
     with pytest.raises(SystemExit, match="token folder"):
         train_main(["nbp", "--tokens", str(tmp_path), "--steps", "1", "--no-progress"])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "runs").exists()  # no empty run folders left behind
 
 
 def test_sample_command_errors(token_run, tmp_path, write_test_video):

@@ -93,6 +93,11 @@ def test_bad_options_stop_with_a_message(tmp_path, capsys):
         train_main(["tokenizer", "--vgg-weights", str(tmp_path / "missing.pth"), "--run-dir", str(tmp_path / "r2"),
                     *SMALL, "--steps", "1"])
     assert "nothing is downloaded" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        train_main(["tokenizer", "--run-dir", str(tmp_path / "r3"), "--dataset", "ucf101", "--data-root",
+                    str(tmp_path / "no-such-folder"), "--no-progress"])
+    assert "no-such-folder" in str(e.value)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r3").exists()  # no empty run folders left behind
 
 
 def _tokenize(*argv: str) -> Path:
@@ -161,7 +166,7 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port):
     """torchrun with 2 CPU processes (gloo) x 1 clip equals 1 process x 2 clips."""
     import os
     import subprocess
@@ -172,9 +177,10 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     args = ["tokenizer", "--run-dir", str(tmp_path / "two"), *SMALL, *common]
     args[args.index("--batch-size") + 1] = "1"
     repo = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
-                    "-m", "nbp_ext.train", *args], check=True, cwd=repo, capture_output=True,
-                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(free_port), "-m", "nbp_ext.train", *args], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
     a = load_file(str(one / "tokenizer" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "tokenizer" / "model.safetensors"))
     # Adam turns reduction-order noise in near-zero gradients into visible steps, so a few entries may

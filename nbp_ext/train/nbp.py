@@ -91,8 +91,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     """Train (or resume) and return the run folder; the model is in ``run_dir/generator``."""
     info = setup_distributed(cfg.device)
     device = info.device
-    run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
-    ckpt = load_checkpoint(run_dir) if cfg.resume else None
+    ckpt = load_checkpoint(Path(cfg.resume)) if cfg.resume else None
     if ckpt is not None:  # the saved run's settings; only where to stop and how to run may change
         saved = ckpt["train_config"]
         own = {"resume": cfg.resume, "stop_at": cfg.stop_at, "progress": cfg.progress, "device": cfg.device,
@@ -113,6 +112,8 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     model = NBPTransformer(nbp_config_from_name(cfg.model, **overrides)).to(device)
     mcfg = model.config
     tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else tokens_dir.parent / "tokenizer"
+    # made only once the inputs are known to be good, so that a bad option leaves no empty run folder
+    run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
     if info.is_main and ckpt is None:
         save_args(run_dir, {"train": asdict(cfg), "model": asdict(mcfg)})
         (run_dir / RUN_INFO).write_text(json.dumps({

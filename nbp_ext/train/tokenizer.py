@@ -196,10 +196,9 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
     _check_clip_shape(data_cfg, config_from_name(TOKENIZER_SIZES, VideoTokenizerConfig, cfg.model).spatial_factor)
     info = setup_distributed(cfg.device)
     device = info.device
-    run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
     ckpt = None
     if cfg.resume:
-        ckpt = load_checkpoint(run_dir)
+        ckpt = load_checkpoint(cfg.resume)
         saved_cfg, saved_data = ckpt["train_config"], ckpt["data_config"]
         # Keep the saved model and data; let the user change how long and how often.
         keep = {"model", "fsq_levels", "batch_size", "lr", "weight_decay", "warmup", "loss", "disc_channels", "seed"}
@@ -208,10 +207,12 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
 
     torch.manual_seed(cfg.seed * 1000 + info.rank)
     model = VideoTokenizer.from_name(cfg.model, fsq_levels=cfg.fsq_levels).to(device)
-    if info.is_main and ckpt is None:
-        save_args(run_dir, {"train": asdict(cfg), "data": asdict(data_cfg)})
     train_set = build_dataset(data_cfg, "train")
     val_set = build_dataset(data_cfg, "val")
+    # made only once the inputs are known to be good, so that a bad option leaves no empty run folder
+    run_dir = shared_run_dir(info, cfg.resume or cfg.run_dir, cfg.runs_root, STAGE)
+    if info.is_main and ckpt is None:
+        save_args(run_dir, {"train": asdict(cfg), "data": asdict(data_cfg)})
     loader = build_loader(train_set, cfg.batch_size, shuffle=True, num_workers=cfg.num_workers, drop_last=True,
                           seed=cfg.seed, rank=info.rank, world_size=info.world_size)
     batches_per_epoch = len(loader)

@@ -111,10 +111,11 @@ def generator_spec(model) -> GeneratorSpec:
     return spec
 
 
-def video_shape(grid: tuple[int, int, int]) -> tuple[int, int, int]:
-    """(frames, height, width) that the tokenizer decodes a (T', H', W') grid to (time x4 after the first frame, space x8)."""
+def video_shape(grid: tuple[int, int, int], spatial_factor: int) -> tuple[int, int, int]:
+    """(frames, height, width) that a tokenizer decodes a (T', H', W') grid to (time x4 after the first
+    frame, space x its spatial factor: 8 for the causal CNN, the patch size for the patch codec)."""
     t, h, w = grid
-    return 1 + 4 * (t - 1), 8 * h, 8 * w
+    return 1 + 4 * (t - 1), spatial_factor * h, spatial_factor * w
 
 
 def generator_folder(path: Path) -> Path:
@@ -142,7 +143,7 @@ def recorded_tokenizer(run: Path) -> tuple[Path | None, str | None]:
 
 
 def load_generator(path):
-    """(model, adapter, spec, video (frames, height, width), sampling defaults) of a generator run or folder."""
+    """(model, adapter, spec, sampling defaults) of a generator run or folder."""
     from nbp_ext.models import NBPTransformer
 
     folder = generator_folder(Path(path))
@@ -156,4 +157,4 @@ def load_generator(path):
     spec = generator_spec(model)
     sampling = {"temperature": 1.0, "top_k": min(16000, spec.vocab_size), "top_p": 0.9,
                 "guidance_scale": 2.0 if spec.prefix_kind == "class" else 1.0}
-    return model, NBPAdapter(model), spec, video_shape(spec.latent_grid), sampling
+    return model, NBPAdapter(model), spec, sampling

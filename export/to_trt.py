@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from export.nbp_adapter import GeneratorUnavailable, generator_folder, load_generator
+        from export.nbp_adapter import GeneratorUnavailable, generator_folder, load_generator, video_shape
         from export.onnx_check import ParityError
         from export.pipeline import export_folder
         from nbp_ext.models import VideoTokenizer
@@ -102,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                                     "python -m nbp_ext.train or pass --checkpoint")
         if not checkpoint.exists():
             raise FileNotFoundError(f"--checkpoint: {checkpoint} does not exist")
-        model, adapter, spec, video, sampling = load_generator(checkpoint)
+        model, adapter, spec, sampling = load_generator(checkpoint)
         tokenizer_dir, digest = find_tokenizer(checkpoint, args.tokenizer)
         tokenizer = check_tokenizer(tokenizer_dir, digest, spec.vocab_size)
+        video = video_shape(spec.latent_grid, tokenizer.config.spatial_factor)
         guidance = spec.prefix_kind == "class" if args.guidance is None else args.guidance
         if args.guidance_scale is not None:
             sampling = {**sampling, "guidance_scale": args.guidance_scale}

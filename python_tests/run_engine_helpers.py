@@ -22,22 +22,32 @@ FSQ_LEVELS = (7, 7, 2)  # 98 codes: an awkward vocabulary
 VIDEO = (9, 64, 64)  # what the tokenizer decodes GRID to
 
 
-def make_models(condition: str = "class", style: str = "llama", seed: int = 0):
+def make_models(condition: str = "class", style: str = "llama", seed: int = 0, tokenizer: str = "tiny"):
+    """A generator and a tokenizer: the tiny causal CNN (GRID -> VIDEO), or (``"patch"``) a patch codec
+    with 4x4 patches (GRID -> 9x32x32: a spatial factor other than the CNN's 8) whose weights are all
+    random, corrections included."""
     from nbp_ext.models import NBPTransformer, VideoTokenizer
 
     torch.manual_seed(seed)
-    tokenizer = VideoTokenizer.from_name("tiny", fsq_levels=FSQ_LEVELS).eval()
+    if tokenizer == "patch":
+        tokenizer = VideoTokenizer.from_name("patch", fsq_levels=FSQ_LEVELS, patch_size=4, patch_width=16)
+        for p in tokenizer.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        tokenizer.eval()
+    else:
+        tokenizer = VideoTokenizer.from_name("tiny", fsq_levels=FSQ_LEVELS).eval()
     model = NBPTransformer.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=GRID, block=BLOCK,
                                      num_classes=NUM_CLASSES, context_frames=1, n_layer=2, d_model=64, n_kv_head=2,
                                      condition=condition, style=style).eval()
     return model, tokenizer
 
 
-def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: int = 0, stamp: str = "20260101-000000"):
+def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: int = 0, stamp: str = "20260101-000000",
+             tokenizer: str = "tiny"):
     """runs/tokenizer-<stamp>/tokenizer and runs/nbp-<stamp>/{generator/, generator.json} as training writes them."""
     from export.manifest import sha256_file
 
-    model, tokenizer = make_models(condition, style, seed)
+    model, tokenizer = make_models(condition, style, seed, tokenizer)
     tok_dir = runs / f"tokenizer-{stamp}" / "tokenizer"
     tokenizer.save_pretrained(tok_dir)
     run = runs / f"nbp-{stamp}"
@@ -51,18 +61,18 @@ def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: i
 _EXPORTS: dict = {}
 
 
-def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2):
+def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2, tokenizer: str = "tiny"):
     """(export folder, model, tokenizer, manifest) of a tiny run exported with export/to_trt.py's main
     (default run: the newest under runs/); built once per test session."""
-    key = (condition, style, max_batch)
+    key = (condition, style, max_batch, tokenizer)
     if key not in _EXPORTS:
         from export import to_trt
         from nbp_ext.models import NBPTransformer, VideoTokenizer
 
         base = tmp_root / "-".join(map(str, key))
         runs = base / "runs"
-        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000")
-        run, _, _ = make_run(runs, condition, style, seed=0)
+        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000", tokenizer=tokenizer)
+        run, _, _ = make_run(runs, condition, style, seed=0, tokenizer=tokenizer)
         past = time.time() - 3600
         os.utime(old, (past, past))  # the newest run is the one to export
         out = base / "engines"

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -117,6 +118,21 @@ def test_decoder_parity(cls):
     codes = torch.randint(0, tokenizer.codebook_size, (2, *GRID), generator=torch.Generator().manual_seed(3))
     video = tokenizer.decode(codes)
     assert onnx_check.run_and_compare(out / "decoder.onnx", {"codes": codes.numpy()}, {"video": video.numpy()}) < 1e-4
+
+
+def test_patch_tokenizer_graphs(tmp_path_factory):
+    """A run whose tokenizer is the patch codec (space /4) exports: its decoder and encoder match
+    PyTorch, codes included, and the manifest records the frames it decodes to."""
+    out, model, tokenizer, manifest = exported(tmp_path_factory.getbasetemp(), "frames", "llama", max_batch=1, tokenizer="patch")
+    assert tokenizer.config.arch == "patch" and "encoder.onnx" in manifest["files"]
+    assert (manifest["video"]["frames"], manifest["video"]["height"], manifest["video"]["width"]) == (9, 32, 32)
+    codes = torch.randint(0, tokenizer.codebook_size, (2, *GRID), generator=torch.Generator().manual_seed(3))
+    assert onnx_check.run_and_compare(out / "decoder.onnx", {"codes": codes.numpy()},
+                                      {"video": tokenizer.decode(codes).numpy()}) < 1e-4
+    video = tokenizer.decode(codes).clamp(-1, 1)[:1, :, :1]  # (1, 3, 1, 32, 32): one context latent frame = 1 frame
+    session = ort.InferenceSession(str(out / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    (name,) = [i.name for i in session.get_inputs()]
+    assert np.array_equal(session.run(None, {name: video.numpy()})[0], tokenizer.encode(video).numpy())
 
 
 def test_parity_failure_is_reported():

@@ -124,6 +124,20 @@ def test_y4m_decodes_with_pyav_and_matches_the_decoder(cls, tmp_path):
     assert np.abs(y - luma).max() <= 1.0
 
 
+def test_patch_tokenizer_run(tmp_path_factory, built, tmp_path):
+    """A run whose tokenizer is the patch codec (space /4): same tokens as nbp_ext.generate, and a
+    Y4M of 9 frames of 32x32."""
+    out, model, _, _ = exported(tmp_path_factory.getbasetemp(), "class", "llama", max_batch=1, tokenizer="patch")
+    r = run_engine("--engines", out, "--class", 2, "--seed", 4, "--output", tmp_path / "p.y4m",
+                   "--tokens-out", tmp_path / "t.bin")
+    assert r.returncode == 0, r.stderr
+    want = python_grids(model, torch.tensor([2]), seed=4, cfg_scale=2.0)
+    assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
+    with av.open(str(tmp_path / "p.y4m")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 9 and (frames[0].height, frames[0].width) == (32, 32)
+
+
 # ---- bad input: message and exit code ---------------------------------------------------------
 
 @pytest.fixture()

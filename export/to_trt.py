@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         from export.nbp_adapter import GeneratorUnavailable, generator_folder, load_generator, video_shape
         from export.onnx_check import ParityError
         from export.pipeline import export_folder
-        from nbp_ext.models import VideoTokenizer
 
         if args.max_batch < 1:
             raise ValueError(f"--max-batch must be >= 1, got {args.max_batch}")

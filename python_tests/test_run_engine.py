@@ -16,7 +16,7 @@ import torch
 
 from export.manifest import sha256_file
 from nbp_ext.generate import SamplingConfig, generate_tokens
-from run_engine_helpers import GRID, NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, read_tokens, run_engine
+from run_engine_helpers import NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, read_tokens, run_engine
 
 # Exit codes (csrc/runtime/status.h).
 USAGE, MANIFEST, ENGINE, INPUT, RUNTIME, OUTPUT = 2, 3, 4, 5, 6, 7

@@ -90,7 +90,8 @@ def _context_codes(model: NBPTransformer, tokenizer: VideoTokenizer, path: str, 
     1 + 4 * (context_frames - 1) frames only; the rest of the clip is padded with the last one.
     """
     mcfg = model.config
-    need, total, size = 1 + 4 * (mcfg.context_frames - 1), 1 + 4 * (mcfg.grid[0] - 1), 8 * mcfg.grid[1]
+    need, total = 1 + 4 * (mcfg.context_frames - 1), 1 + 4 * (mcfg.grid[0] - 1)
+    size = tokenizer.config.spatial_factor * mcfg.grid[1]
     try:
         frames, _ = read_clip(path, ClipSpec(frames=need, size=size, fps=None, position="start"))
     except VideoError as e:

@@ -1,12 +1,15 @@
-"""Export wrappers of the generator: the prefill graph and the block-step graph.
+"""Export wrappers of the generator: the prefill graph and the block-step graph (and, for the hybrid
+start, the token-step graph: the same step for one token, which generates block 0 token by token).
 
 Both wrap an *adapter*, an object that runs one generator with explicit key/value tensors:
 
     adapter.prefill(prefix)  prefix (R, P) int64
-        -> logits (R, L, V) of the first video block, keys and values: lists over layers of
-           (R, Hkv, F, D), F = P + L (the prefix and the start block)
+        -> logits (R, S, V) of the first video block, keys and values: lists over layers of
+           (R, Hkv, P + S, D): the prefix and the start block (S = L), or the hybrid start's one
+           token (S = 1, logits of block 0's first token)
     adapter.step(tokens, position, past_k, past_v)
-        tokens (R, L) int64 (the block just sampled), position (1,) int64 (absolute position of
+        tokens (R, n) int64 (the block just sampled, n = L; or one token of block 0 of a hybrid
+        start, n = 1, which sees the cache before it and itself), position (1,) int64 (absolute position of
         its first token), past_k / past_v lists of (R, Hkv, N, D) caches whose first ``position``
         entries are valid
         -> logits (R, L, V) of the next block, the block's keys and values (R, Hkv, L, D) per layer
@@ -40,16 +43,32 @@ class GeneratorSpec:
     num_classes: int = 0      # class prefix
     null_class: int = -1      # class prefix: the unconditional stream's id (-1: none)
     context_frames: int = 0   # frames prefix: latent frames given
+    start: str = "learned"    # "learned" start block, or "hybrid": block 0 token by token
 
     @property
     def block_len(self) -> int:
         return math.prod(self.block_shape)
 
     @property
+    def start_len(self) -> int:
+        """Positions after the prefix that the prefill covers: the learned start block (L), or the
+        hybrid start's one start token, after which block 0's tokens go through the token step."""
+        return 1 if self.start == "hybrid" else self.block_len
+
+    @property
+    def prefill_len(self) -> int:
+        return self.prefix_len + self.start_len
+
+    @property
     def num_blocks(self) -> int:
         """Video blocks generated per clip."""
         t, h, w = self.latent_grid
         return (t - self.context_frames) * h * w // self.block_len
+
+    @property
+    def num_steps(self) -> int:
+        """Forward passes per clip (the prefill included): one per block, and L - 1 more for a hybrid start."""
+        return self.num_blocks + (self.block_len - 1 if self.start == "hybrid" else 0)
 
     @property
     def first_block_position(self) -> int:
@@ -116,7 +135,7 @@ def prefill_io(spec: GeneratorSpec, rows: int):
     """(input names, output names, manifest entries of inputs and outputs)."""
     from export.manifest import tensor_entry
 
-    F, L, V = spec.first_block_position, spec.block_len, spec.vocab_size
+    F, L, V = spec.prefill_len, spec.start_len, spec.vocab_size  # logits of block 0 (hybrid: of its first token)
     kv = [rows, spec.kv_heads, F, spec.head_dim]
     outs = ["logits"] + [f"{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
     if spec.prefix_len == 0:  # unconditional: no input
@@ -126,10 +145,11 @@ def prefill_io(spec: GeneratorSpec, rows: int):
     return ["prefix"], outs, entries_in, entries_out
 
 
-def step_io(spec: GeneratorSpec, rows: int):
+def step_io(spec: GeneratorSpec, rows: int, tokens: int | None = None):
+    """As prefill_io, for a step of ``tokens`` positions (default: a block; 1: the hybrid start's token step)."""
     from export.manifest import tensor_entry
 
-    N, L, V = spec.max_cache_len, spec.block_len, spec.vocab_size
+    N, L, V = spec.max_cache_len, tokens or spec.block_len, spec.vocab_size
     past = [f"past_{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
     ins = ["tokens", "position"] + past
     outs = ["logits"] + [f"{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]

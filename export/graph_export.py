@@ -54,11 +54,12 @@ def export_prefill(adapter, spec: GeneratorSpec, rows: int, out: Path, prefix: t
     return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
 
 
-def export_step(adapter, spec: GeneratorSpec, rows: int, out: Path, example: tuple, verbose=False):
-    """step.onnx, static shapes. ``example`` = (tokens, position, caches...). Returns (entry, max diff)."""
+def export_step(adapter, spec: GeneratorSpec, rows: int, out: Path, example: tuple, verbose=False, name: str = "step"):
+    """<name>.onnx, static shapes. ``example`` = (tokens, position, caches...); its tokens' length sets
+    the graph's (a block, or one token for the hybrid start's token step). Returns (entry, max diff)."""
     graph = StepGraph(adapter).eval()
-    ins, outs, e_in, e_out = step_io(spec, rows)
-    path = out / "step.onnx"
+    ins, outs, e_in, e_out = step_io(spec, rows, example[0].shape[1])
+    path = out / f"{name}.onnx"
     _onnx_export(graph, example, path, ins, outs, verbose=verbose)
     onnx_check.check_model(path)
     with torch.no_grad():

@@ -4,7 +4,8 @@
 with explicit key/value tensors instead of the model's KVCache modules:
 
 - ``prefill(prefix)``: the prefix (class id, context tokens, or nothing for an unconditional model)
-  and the learned start block through the model with the compiled block-causal attention op (exported
+  and the learned start block (or the hybrid start's one token) through the model with the compiled
+  block-causal attention op (exported
   through export/onnx_attention.py); returns the logits of video block 0 and every layer's keys and
   values of those P + L positions.
 - ``step(tokens, position, past_k, past_v)``: one block at a *tensor* position against caches of a
@@ -73,18 +74,21 @@ class NBPAdapter(nn.Module):
 
         cfg, m = self.cfg, self.model
         P, L = cfg.prefix_len, cfg.block_len
+        S, block = (1, 1) if cfg.start == "hybrid" else (L, L)  # hybrid: one start token, causal
         cond = {"class": lambda: prefix[:, 0], "frames": lambda: prefix, "none": lambda: None}[cfg.condition]()
-        x = m.start_embeddings(cond, prefix.shape[0])  # (R, P + L, d)
+        x = m.start_embeddings(cond, prefix.shape[0])  # (R, P + S, d)
         if cfg.style == "gpt2":
-            x = x + m.pos_emb.weight[: P + L]
-        logits, keys, values = self._run(x, m._rope(0, P + L),
-                                         lambda i, q, k, v: block_causal_attention(q, k, v, L, P))
+            x = x + m.pos_emb.weight[: P + S]
+        logits, keys, values = self._run(x, m._rope(0, P + S),
+                                         lambda i, q, k, v: block_causal_attention(q, k, v, block, P))
         return logits[:, P:], keys, values
 
     def step(self, tokens, position, past_k, past_v):
-        """tokens (R, L), position (1,) int64, caches (R, Hkv, N, D) -> logits (R, L, V), block keys, values."""
+        """tokens (R, n), position (1,) int64, caches (R, Hkv, N, D) -> logits (R, n, V), keys, values (R, Hkv, n, D).
+
+        n = L: a block; n = 1: a token of block 0 of a hybrid start (it sees the cache and itself)."""
         cfg, m = self.cfg, self.model
-        idx = position + torch.arange(cfg.block_len, device=tokens.device)  # (L,) absolute positions
+        idx = position + torch.arange(tokens.shape[1], device=tokens.device)  # (n,) absolute positions
         x = m.tok_emb(tokens)
         rope = None
         if cfg.style == "gpt2":
@@ -99,14 +103,14 @@ def generator_spec(model) -> GeneratorSpec:
     cfg = model.config
     fields = dict(vocab_size=cfg.vocab_size, num_layers=cfg.n_layer, kv_heads=cfg.n_kv_head, head_dim=cfg.head_dim,
                   latent_grid=tuple(cfg.grid), block_shape=tuple(cfg.block), prefix_kind=cfg.condition,
-                  prefix_len=cfg.prefix_len)
+                  prefix_len=cfg.prefix_len, start=cfg.start)
     if cfg.condition == "class":
         fields.update(num_classes=cfg.num_classes, null_class=cfg.num_classes)
     elif cfg.condition == "frames":
         fields.update(context_frames=cfg.context_frames)
     spec = GeneratorSpec(**fields)
-    if spec.num_blocks != cfg.num_steps or spec.max_cache_len > cfg.max_len:
-        raise GeneratorUnavailable(f"the export contract and the model disagree: {spec.num_blocks} blocks and a cache "
+    if spec.num_steps != cfg.num_steps or spec.max_cache_len > cfg.max_len:
+        raise GeneratorUnavailable(f"the export contract and the model disagree: {spec.num_steps} steps and a cache "
                                    f"of {spec.max_cache_len} vs {cfg.num_steps} steps and max_len {cfg.max_len}")
     return spec
 
@@ -151,9 +155,6 @@ def load_generator(path):
         model = NBPTransformer.from_pretrained(folder).float().eval()
     except (OSError, KeyError, TypeError, RuntimeError) as e:
         raise GeneratorUnavailable(f"--checkpoint: cannot load the NBPTransformer in {folder}: {e}") from e
-    if getattr(model.config, "start", "learned") != "learned":
-        raise GeneratorUnavailable(f"--checkpoint: {folder} uses the {model.config.start!r} start; the exported "
-                                   "block loop supports the learned start block only")
     spec = generator_spec(model)
     sampling = {"temperature": 1.0, "top_k": min(16000, spec.vocab_size), "top_p": 0.9,
                 "guidance_scale": 2.0 if spec.prefix_kind == "class" else 1.0}

@@ -28,25 +28,26 @@ def _example_prefix(spec: GeneratorSpec, max_batch: int, guidance: bool) -> torc
 
 
 @torch.no_grad()
-def _example_step(adapter, spec: GeneratorSpec, prefix: torch.Tensor) -> tuple:
-    """Step inputs as in a real loop: caches filled by the prefill, the first block's tokens."""
+def _example_step(adapter, spec: GeneratorSpec, prefix: torch.Tensor, tokens: int, position: int) -> tuple:
+    """Step inputs as in a real loop: caches filled by the prefill, ``tokens`` new tokens at ``position``."""
     _, keys, values = adapter.prefill(prefix)
-    rows, F, N = prefix.shape[0], spec.first_block_position, spec.max_cache_len
+    rows, N = prefix.shape[0], spec.max_cache_len
     caches = []
     for k, v in zip(keys, values):
         for t in (k, v):
             c = torch.zeros(rows, spec.kv_heads, N, spec.head_dim)
-            c[:, :, :F] = t.float()
+            c[:, :, : t.shape[2]] = t.float()
             caches.append(c)
-    tokens = torch.randint(0, spec.vocab_size, (rows, spec.block_len), generator=torch.Generator().manual_seed(1))
-    return (tokens, torch.tensor([F], dtype=torch.int64), *caches)
+    new = torch.randint(0, spec.vocab_size, (rows, tokens), generator=torch.Generator().manual_seed(1))
+    return (new, torch.tensor([position], dtype=torch.int64), *caches)
 
 
 def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, *, video: tuple[int, int, int],
                   max_batch: int = 1, guidance: bool = True, precision: str = "fp32", fps: int = 8,
                   sampling: dict | None = None, checkpoint: dict | None = None, build_engines: bool = True,
                   verbose: bool = False, log=print) -> dict:
-    """Writes prefill.onnx, step.onnx, decoder.onnx (encoder.onnx for a frames prefix), engines where
+    """Writes prefill.onnx, step.onnx, decoder.onnx (encoder.onnx for a frames prefix, token_step.onnx
+    for a hybrid start), engines where
     TensorRT can build them, and manifest.json into ``out_dir``; returns the manifest.
 
     ``video`` is (frames, height, width) of a clip; ``checkpoint`` maps names to model folders whose
@@ -69,8 +70,14 @@ def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, 
     graphs, diffs = {}, {}
     graphs["prefill"], diffs["prefill"] = graph_export.export_prefill(adapter, spec, rows, out, prefix, verbose)
     log(f"prefill.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['prefill']:.2e}")
-    graphs["step"], diffs["step"] = graph_export.export_step(adapter, spec, rows, out, _example_step(adapter, spec, prefix), verbose)
+    example = _example_step(adapter, spec, prefix, spec.block_len, spec.first_block_position)
+    graphs["step"], diffs["step"] = graph_export.export_step(adapter, spec, rows, out, example, verbose)
     log(f"step.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['step']:.2e}")
+    if spec.start == "hybrid":  # block 0 token by token: one-token steps at P + 1 .. P + L - 1
+        example = _example_step(adapter, spec, prefix, 1, spec.prefill_len)
+        graphs["token_step"], diffs["token_step"] = graph_export.export_step(adapter, spec, rows, out, example, verbose,
+                                                                             name="token_step")
+        log(f"token_step.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['token_step']:.2e}")
     graphs["decoder"], diffs["decoder"], decoded = graph_export.export_decoder(tokenizer, spec.latent_grid, out, verbose)
     log(f"decoder.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['decoder']:.2e}")
     if decoded != (frames, height, width):
@@ -97,13 +104,13 @@ def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, 
         "vocab_size": spec.vocab_size, "num_layers": spec.num_layers, "kv_heads": spec.kv_heads,
         "head_dim": spec.head_dim, "latent_grid": list(spec.latent_grid), "block_shape": list(spec.block_shape),
         "block_len": spec.block_len, "num_blocks": spec.num_blocks, "max_cache_len": spec.max_cache_len,
-        "first_block_position": spec.first_block_position, "start": "learned",
+        "first_block_position": spec.first_block_position, "start": spec.start,
         "prefix": ({"kind": "class", "length": spec.prefix_len, "num_classes": spec.num_classes, "null_class": spec.null_class}
                    if spec.prefix_kind == "class" else
                    {"kind": "frames", "length": spec.prefix_len, "context_frames": spec.context_frames}
                    if spec.prefix_kind == "frames" else {"kind": "none", "length": 0}),
         "graph_batch": rows, "max_batch": max_batch, "guidance": guidance,
-        "steps": spec.num_blocks,
+        "steps": spec.num_steps,
     }
     manifest = {
         "precision": precision,

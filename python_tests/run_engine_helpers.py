@@ -22,7 +22,8 @@ FSQ_LEVELS = (7, 7, 2)  # 98 codes: an awkward vocabulary
 VIDEO = (9, 64, 64)  # what the tokenizer decodes GRID to
 
 
-def make_models(condition: str = "class", style: str = "llama", seed: int = 0, tokenizer: str = "tiny"):
+def make_models(condition: str = "class", style: str = "llama", seed: int = 0, tokenizer: str = "tiny",
+                start: str = "learned"):
     """A generator and a tokenizer: the tiny causal CNN (GRID -> VIDEO), or (``"patch"``) a patch codec
     with 4x4 patches (GRID -> 9x32x32: a spatial factor other than the CNN's 8) whose weights are all
     random, corrections included."""
@@ -38,16 +39,16 @@ def make_models(condition: str = "class", style: str = "llama", seed: int = 0, t
         tokenizer = VideoTokenizer.from_name("tiny", fsq_levels=FSQ_LEVELS).eval()
     model = NBPTransformer.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=GRID, block=BLOCK,
                                      num_classes=NUM_CLASSES, context_frames=1, n_layer=2, d_model=64, n_kv_head=2,
-                                     condition=condition, style=style).eval()
+                                     condition=condition, style=style, start=start).eval()
     return model, tokenizer
 
 
 def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: int = 0, stamp: str = "20260101-000000",
-             tokenizer: str = "tiny"):
+             tokenizer: str = "tiny", start: str = "learned"):
     """runs/tokenizer-<stamp>/tokenizer and runs/nbp-<stamp>/{generator/, generator.json} as training writes them."""
     from export.manifest import sha256_file
 
-    model, tokenizer = make_models(condition, style, seed, tokenizer)
+    model, tokenizer = make_models(condition, style, seed, tokenizer, start)
     tok_dir = runs / f"tokenizer-{stamp}" / "tokenizer"
     tokenizer.save_pretrained(tok_dir)
     run = runs / f"nbp-{stamp}"
@@ -61,18 +62,19 @@ def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: i
 _EXPORTS: dict = {}
 
 
-def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2, tokenizer: str = "tiny"):
+def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2, tokenizer: str = "tiny",
+             start: str = "learned"):
     """(export folder, model, tokenizer, manifest) of a tiny run exported with export/to_trt.py's main
     (default run: the newest under runs/); built once per test session."""
-    key = (condition, style, max_batch, tokenizer)
+    key = (condition, style, max_batch, tokenizer, start)
     if key not in _EXPORTS:
         from export import to_trt
         from nbp_ext.models import NBPTransformer, VideoTokenizer
 
         base = tmp_root / "-".join(map(str, key))
         runs = base / "runs"
-        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000", tokenizer=tokenizer)
-        run, _, _ = make_run(runs, condition, style, seed=0, tokenizer=tokenizer)
+        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000", tokenizer=tokenizer, start=start)
+        run, _, _ = make_run(runs, condition, style, seed=0, tokenizer=tokenizer, start=start)
         past = time.time() - 3600
         os.utime(old, (past, past))  # the newest run is the one to export
         out = base / "engines"

@@ -135,6 +135,37 @@ def test_patch_tokenizer_graphs(tmp_path_factory):
     assert np.array_equal(session.run(None, {name: video.numpy()})[0], tokenizer.encode(video).numpy())
 
 
+def test_hybrid_start_graphs_match_a_full_forward(tmp_path_factory):
+    """Hybrid start: the prefill covers the prefix and the start token, and the token step feeds block
+    0 one token at a time; their logits in ONNX Runtime equal a full forward pass of the model."""
+    out, model, _, manifest = exported(tmp_path_factory.getbasetemp(), "class", "llama", max_batch=1, start="hybrid")
+    cfg, V = model.config, model.config.vocab_size
+    P, L, rows = cfg.prefix_len, cfg.block_len, 2  # rows: the conditional and the unconditional stream
+    assert manifest["model"]["start"] == "hybrid" and "token_step.onnx" in manifest["files"]
+    graphs = manifest["graphs"]
+    assert [t["shape"] for t in graphs["prefill"]["outputs"][:2]] == [[rows, 1, V], [rows, cfg.n_kv_head, P + 1, cfg.head_dim]]
+    assert graphs["token_step"]["inputs"][0]["shape"] == [rows, 1]
+    video = torch.randint(0, V, (1, cfg.video_len), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(video, torch.tensor([3]))[0, :L].numpy()  # (L, V): block 0's tokens, teacher-forced
+    opts = dict(providers=["CPUExecutionProvider"])
+    prefill = ort.InferenceSession(str(out / "prefill.onnx"), **opts)
+    step = ort.InferenceSession(str(out / "token_step.onnx"), **opts)
+    logits, *kv = prefill.run(None, {"prefix": np.array([[3], [NUM_CLASSES]], dtype=np.int64)})
+    caches = [np.zeros((rows, cfg.n_kv_head, manifest["model"]["max_cache_len"], cfg.head_dim), np.float32) for _ in kv]
+    for c, t in zip(caches, kv):
+        c[:, :, : P + 1] = t
+    got = [logits[0, 0]]
+    for j in range(L - 1):
+        feed = {"tokens": np.repeat(video[:, j : j + 1].numpy(), rows, 0), "position": np.array([P + 1 + j], np.int64)}
+        feed.update({f"past_{kind}_{i}": caches[2 * i + (kind == "value")] for i in range(cfg.n_layer) for kind in ("key", "value")})
+        logits, *kv = step.run(None, feed)
+        for c, t in zip(caches, kv):
+            c[:, :, P + 1 + j : P + 2 + j] = t
+        got.append(logits[0, 0])
+    np.testing.assert_allclose(np.stack(got), want, atol=1e-4, rtol=0)
+
+
 def test_parity_failure_is_reported():
     with pytest.raises(onnx_check.ParityError, match="differs from PyTorch by"):
         onnx_check.compare("g.onnx", {"y": np.ones(3, np.float32)}, {"y": np.zeros(3, np.float32)})

@@ -138,6 +138,22 @@ def test_patch_tokenizer_run(tmp_path_factory, built, tmp_path):
     assert len(frames) == 9 and (frames[0].height, frames[0].width) == (32, 32)
 
 
+def test_hybrid_start(tmp_path_factory, built, tmp_path):
+    """A model whose block 0 is generated token by token: three videos in batches of two with
+    guidance, every token equal to nbp_ext.generate's."""
+    out, model, _, _ = exported(tmp_path_factory.getbasetemp(), "class", "llama", start="hybrid")
+    r = run_engine("--engines", out, "--class", 4, "--seed", 21, "--num-videos", 3, "--output", tmp_path / "h.y4m",
+                   "--tokens-out", tmp_path / "t.bin")
+    assert r.returncode == 0, r.stderr
+    want = python_grids(model, torch.tensor([4, 4, 4]), seed=21, cfg_scale=2.0)
+    assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
+    r = run_engine("--engines", out, "--class", 0, "--seed", 3, "--guidance", 1, "--temperature", 0.7, "--top-k", 5,
+                   "--output", tmp_path / "h2.y4m", "--tokens-out", tmp_path / "t2.bin", "--quiet")
+    assert r.returncode == 0, r.stderr
+    want = python_grids(model, torch.tensor([0]), seed=3, temperature=0.7, top_k=5)
+    assert equal_share(read_tokens(tmp_path / "t2.bin"), want) == 1.0
+
+
 # ---- bad input: message and exit code ---------------------------------------------------------
 
 @pytest.fixture()
@@ -188,6 +204,8 @@ def test_malformed_manifest(copy, tmp_path, text, needle):
     (lambda m: m["model"].__setitem__("head_dim", "8"), "key 'model.head_dim': expected a number"),
     (lambda m: m["files"].pop("step.onnx"), "missing key 'files.step.onnx'"),
     (lambda m: m["model"].__setitem__("vocab_size", 1000), "graphs.prefill tensor 'logits' does not have the shape"),
+    (lambda m: m["model"].__setitem__("start", "sideways"), "key 'model.start': expected \"learned\" or \"hybrid\""),
+    (lambda m: m["model"].__setitem__("start", "hybrid"), "missing key 'graphs.token_step'"),
 ])
 def test_inconsistent_manifest(copy, tmp_path, edit, needle):
     edit_manifest(copy, edit)

@@ -222,7 +222,8 @@ Status load_manifest(const std::string& dir, Manifest* out) {
   NBP_RT_TRY(r.boolean(*model, "guidance", "model.", &s.guidance));
   std::string start;
   NBP_RT_TRY(r.string(*model, "start", "model.", &start));
-  if (start != "learned") return r.bad("model.start", "\"learned\" (the only start this runtime implements)");
+  if (start != "learned" && start != "hybrid") return r.bad("model.start", "\"learned\" or \"hybrid\"");
+  s.hybrid_start = start == "hybrid";
 
   NBP_RT_TRY(r.object(*model, "prefix", "model.", &prefix));
   std::string kind;
@@ -259,13 +260,14 @@ Status load_manifest(const std::string& dir, Manifest* out) {
   NBP_RT_TRY(r.graph(*graphs, "step", true, &m.step));
   NBP_RT_TRY(r.graph(*graphs, "decoder", true, &m.decoder));
   NBP_RT_TRY(r.graph(*graphs, "encoder", s.prefix_kind == PrefixKind::kFrames, &m.encoder));
+  NBP_RT_TRY(r.graph(*graphs, "token_step", s.hybrid_start, &m.token_step));
 
   NBP_RT_TRY(r.object(root, "files", "", &files));
   for (const auto& [name, digest] : files->members()) {
     if (!digest.is_string() || digest.as_string().size() != 64) return r.bad("files." + name, "a SHA-256 hex digest");
     m.sha256[name] = digest.as_string();
   }
-  for (const GraphSpec* g : {&m.prefill, &m.step, &m.decoder, &m.encoder}) {
+  for (const GraphSpec* g : {&m.prefill, &m.step, &m.decoder, &m.encoder, &m.token_step}) {
     for (const std::string* f : {&g->onnx, &g->engine}) {
       if (!f->empty() && !m.sha256.count(*f)) return r.missing("files." + *f);
     }

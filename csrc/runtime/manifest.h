@@ -43,6 +43,11 @@ struct ModelSpec {
   int64_t num_blocks = 0;              // video blocks per clip
   int64_t max_cache_len = 0;           // positions held by the step graph's caches
   int64_t first_block_position = 0;    // absolute position of the input block of step 1
+  // Hybrid start: the prefill covers the prefix and one start token, and block 0 is drawn token by
+  // token through the token-step graph (its tokens at P + 1 .. P + L - 1); else a learned start
+  // block of L positions.
+  bool hybrid_start = false;
+  int64_t start_len() const { return hybrid_start ? 1 : block_len; }
 
   PrefixKind prefix_kind = PrefixKind::kClass;
   int64_t prefix_len = 0;     // P
@@ -75,6 +80,7 @@ struct Manifest {
   VideoSpec video;
   SamplingDefaults sampling;
   GraphSpec prefill, step, decoder, encoder;  // encoder: onnx empty unless the prefix is frames
+  GraphSpec token_step;                       // onnx empty unless the start is hybrid
   std::map<std::string, std::string> sha256;  // file name -> hex digest
 
   std::string file(const std::string& name) const { return dir + "/" + name; }

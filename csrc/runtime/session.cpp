@@ -54,19 +54,26 @@ Status Session::init() {
   NBP_RT_TRY(backend_->open(m_, m_.step, &step_));
   NBP_RT_TRY(backend_->open(m_, m_.decoder, &decoder_));
   if (s.prefix_kind == PrefixKind::kFrames) NBP_RT_TRY(backend_->open(m_, m_.encoder, &encoder_));
+  if (s.hybrid_start) NBP_RT_TRY(backend_->open(m_, m_.token_step, &token_step_));
 
-  const int64_t R = s.graph_batch, P = s.prefix_len, L = s.block_len, V = s.vocab_size;
-  const int64_t H = s.kv_heads, D = s.head_dim, F = s.first_block_position, N = s.max_cache_len;
-  const std::vector<int64_t> prefill_kv{R, H, F, D}, cache_kv{R, H, N, D}, step_kv{R, H, L, D};
+  const int64_t R = s.graph_batch, P = s.prefix_len, L = s.block_len, V = s.vocab_size, S = s.start_len();
+  const int64_t H = s.kv_heads, D = s.head_dim, F = P + S, N = s.max_cache_len;
+  const std::vector<int64_t> prefill_kv{R, H, F, D}, cache_kv{R, H, N, D}, step_kv{R, H, L, D}, token_kv{R, H, 1, D};
 
-  // Prefill: prefix -> logits of the first block, keys and values of the prefix and the start block.
-  // An unconditional model (P = 0) has a prefill graph without inputs.
+  // Prefill: prefix -> logits of the first block (hybrid start: of its first token), keys and values
+  // of the prefix and the start block. An unconditional model (P = 0) has a prefill graph without inputs.
   NBP_RT_TRY(alloc(R * L * V, ElemType::kFloat32, "logits", &logits_));
   if (P > 0) {
     NBP_RT_TRY(alloc(R * P, ElemType::kInt64, "prefix", &prefix_));
     NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "prefix", prefix_.data(), {R, P}));
   }
-  NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", logits_.data(), {R, L, V}));
+  if (s.hybrid_start) {  // the prefill and the token step share one token's logits
+    NBP_RT_TRY(alloc(R * V, ElemType::kFloat32, "token logits", &token_logits_));
+    NBP_RT_TRY(alloc(R, ElemType::kInt64, "token", &token_in_));
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", token_logits_.data(), {R, 1, V}));
+  } else {
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", logits_.data(), {R, L, V}));
+  }
 
   // Step: block tokens, their first position and the caches -> logits, the block's keys and values.
   NBP_RT_TRY(alloc(R * L, ElemType::kInt64, "block tokens", &tokens_in_));
@@ -75,8 +82,18 @@ Status Session::init() {
   NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "position", position_.data(), {1}));
   NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "logits", logits_.data(), {R, L, V}));
 
+  if (s.hybrid_start) {
+    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "tokens", token_in_.data(), {R, 1}));
+    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "position", position_.data(), {1}));
+    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "logits", token_logits_.data(), {R, 1, V}));
+  }
+
   const size_t layers = static_cast<size_t>(s.num_layers);
   for (auto* v : {&prefill_k_, &prefill_v_, &cache_k_, &cache_v_, &new_k_, &new_v_}) v->resize(layers);
+  if (s.hybrid_start) {
+    token_k_.resize(layers);
+    token_v_.resize(layers);
+  }
   for (size_t i = 0; i < layers; ++i) {
     NBP_RT_TRY(alloc(numel(prefill_kv), ElemType::kFloat32, "prefill keys", &prefill_k_[i]));
     NBP_RT_TRY(alloc(numel(prefill_kv), ElemType::kFloat32, "prefill values", &prefill_v_[i]));
@@ -90,6 +107,15 @@ Status Session::init() {
     NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("past_value", i), cache_v_[i].data(), cache_kv));
     NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("key", i), new_k_[i].data(), step_kv));
     NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("value", i), new_v_[i].data(), step_kv));
+    if (s.hybrid_start) {
+      Engine* e = token_step_.get();
+      NBP_RT_TRY(alloc(numel(token_kv), ElemType::kFloat32, "token keys", &token_k_[i]));
+      NBP_RT_TRY(alloc(numel(token_kv), ElemType::kFloat32, "token values", &token_v_[i]));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("past_key", i), cache_k_[i].data(), cache_kv));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("past_value", i), cache_v_[i].data(), cache_kv));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("key", i), token_k_[i].data(), token_kv));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("value", i), token_v_[i].data(), token_kv));
+    }
   }
 
   NBP_RT_TRY(alloc(s.max_batch, ElemType::kInt64, "seeds", &seeds_));
@@ -113,14 +139,15 @@ Status Session::init() {
   return Status::Ok();
 }
 
-Status Session::sample(int64_t count, uint64_t offset, const SamplingConfig& cfg, bool guided) {
+Status Session::sample(int64_t count, uint64_t offset, const SamplingConfig& cfg, bool guided, const Buffer& logits,
+                       int64_t len) {
   const ModelSpec& s = m_.model;
   SamplingParams p;
-  p.logits = logits_.data();
-  p.logits_stride_b = s.block_len * s.vocab_size;
+  p.logits = logits.data();
+  p.logits_stride_b = len * s.vocab_size;
   p.logits_stride_l = s.vocab_size;
   if (guided) {  // the unconditional stream sits max_batch rows below the conditional one
-    p.uncond_logits = logits_.as<float>() + s.max_batch * s.block_len * s.vocab_size;
+    p.uncond_logits = logits.as<float>() + s.max_batch * len * s.vocab_size;
     p.uncond_stride_b = p.logits_stride_b;
     p.uncond_stride_l = p.logits_stride_l;
     p.cfg_scale = cfg.guidance;
@@ -130,7 +157,7 @@ Status Session::sample(int64_t count, uint64_t offset, const SamplingConfig& cfg
   p.offset = offset;
   p.tokens = sampled_.as<int64_t>();
   p.batch = count;
-  p.block_len = s.block_len;
+  p.block_len = len;
   p.vocab = s.vocab_size;
   p.temperature = cfg.temperature;
   p.top_k = cfg.top_k;
@@ -152,6 +179,50 @@ Status Session::store_block(int64_t count, int64_t block) {
   if (s.guidance) {
     auto* uncond = static_cast<uint8_t*>(tokens_in_.data()) + row * static_cast<size_t>(s.max_batch);
     NBP_RT_TRY(backend_->copy_2d(uncond, row, sampled_.data(), row, row, count));
+  }
+  return Status::Ok();
+}
+
+Status Session::append_kv(const std::vector<Buffer>& keys, const std::vector<Buffer>& values, int64_t position,
+                          int64_t width) {
+  const ModelSpec& s = m_.model;
+  const size_t D = static_cast<size_t>(s.head_dim) * sizeof(float);
+  const size_t rows = static_cast<size_t>(s.graph_batch * s.kv_heads);
+  const size_t pitch = D * static_cast<size_t>(s.max_cache_len), bytes = D * static_cast<size_t>(width);
+  for (size_t i = 0; i < cache_k_.size(); ++i) {
+    auto* k_at = static_cast<uint8_t*>(cache_k_[i].data()) + D * static_cast<size_t>(position);
+    auto* v_at = static_cast<uint8_t*>(cache_v_[i].data()) + D * static_cast<size_t>(position);
+    NBP_RT_TRY(backend_->copy_2d(k_at, pitch, keys[i].data(), bytes, bytes, rows));
+    NBP_RT_TRY(backend_->copy_2d(v_at, pitch, values[i].data(), bytes, bytes, rows));
+  }
+  return Status::Ok();
+}
+
+// Token j of block 0 is drawn with offset j (as nbp_ext.generate counts its draws); tokens
+// 0 .. L - 2 then go through the token step at positions P + 1 + j, and the whole block 0 becomes
+// the input of the first block step.
+Status Session::hybrid_first_block(int64_t count, const SamplingConfig& cfg, bool guided) {
+  const ModelSpec& s = m_.model;
+  const int64_t L = s.block_len;
+  const size_t tok = sizeof(int64_t), seq_row = tok * static_cast<size_t>(s.num_blocks * L);
+  for (int64_t j = 0; j < L; ++j) {
+    NBP_RT_TRY(sample(count, static_cast<uint64_t>(j), cfg, guided, token_logits_, 1));
+    auto* seq = static_cast<uint8_t*>(sequence_.data()) + tok * static_cast<size_t>(j);
+    NBP_RT_TRY(backend_->copy_2d(seq, seq_row, sampled_.data(), tok, tok, count));
+    if (j + 1 == L) break;
+    for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
+      auto* in = static_cast<uint8_t*>(token_in_.data()) + tok * static_cast<size_t>(stream * s.max_batch);
+      NBP_RT_TRY(backend_->copy_2d(in, tok, sampled_.data(), tok, tok, count));
+    }
+    const int64_t position = s.prefix_len + 1 + j;
+    NBP_RT_TRY(backend_->upload(position_.data(), &position, sizeof(position)));
+    NBP_RT_TRY(token_step_->run());
+    NBP_RT_TRY(append_kv(token_k_, token_v_, position, 1));
+  }
+  const size_t row = tok * static_cast<size_t>(L);
+  for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
+    auto* in = static_cast<uint8_t*>(tokens_in_.data()) + row * static_cast<size_t>(stream * s.max_batch);
+    NBP_RT_TRY(backend_->copy_2d(in, row, sequence_.data(), seq_row, row, count));
   }
   return Status::Ok();
 }
@@ -179,31 +250,26 @@ Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefi
   NBP_RT_TRY(backend_->upload(seeds_.data(), seeds, static_cast<size_t>(count) * sizeof(int64_t)));
 
   // Prefill, then its keys and values become the first entries of the caches.
-  const size_t D = static_cast<size_t>(s.head_dim) * sizeof(float);
-  const size_t rows = static_cast<size_t>(s.graph_batch * s.kv_heads);
-  const size_t cache_pitch = D * static_cast<size_t>(s.max_cache_len);
-  const size_t prefill_width = D * static_cast<size_t>(s.first_block_position);
   NBP_RT_TRY(prefill_->run());
-  for (size_t i = 0; i < cache_k_.size(); ++i) {
-    NBP_RT_TRY(backend_->copy_2d(cache_k_[i].data(), cache_pitch, prefill_k_[i].data(), prefill_width, prefill_width, rows));
-    NBP_RT_TRY(backend_->copy_2d(cache_v_[i].data(), cache_pitch, prefill_v_[i].data(), prefill_width, prefill_width, rows));
+  NBP_RT_TRY(append_kv(prefill_k_, prefill_v_, 0, s.prefix_len + s.start_len()));
+  // Block 0: drawn at once from the prefill's logits, or (hybrid start) token by token; `first` is
+  // the sampling offset of block 1 (draws are counted one per forward pass).
+  int64_t first = 1;
+  if (s.hybrid_start) {
+    NBP_RT_TRY(hybrid_first_block(count, cfg, guided));
+    first = s.block_len;
+  } else {
+    NBP_RT_TRY(sample(count, 0, cfg, guided, logits_, s.block_len));
+    NBP_RT_TRY(store_block(count, 0));
   }
-  NBP_RT_TRY(sample(count, 0, cfg, guided));
-  NBP_RT_TRY(store_block(count, 0));
 
   // One step per remaining block: block k - 1 goes in, the logits of block k come out.
-  const size_t block_width = D * static_cast<size_t>(s.block_len);
   for (int64_t k = 1; k < s.num_blocks; ++k) {
     const int64_t position = s.first_block_position + (k - 1) * s.block_len;
     NBP_RT_TRY(backend_->upload(position_.data(), &position, sizeof(position)));
     NBP_RT_TRY(step_->run());
-    for (size_t i = 0; i < cache_k_.size(); ++i) {
-      auto* k_at = static_cast<uint8_t*>(cache_k_[i].data()) + D * static_cast<size_t>(position);
-      auto* v_at = static_cast<uint8_t*>(cache_v_[i].data()) + D * static_cast<size_t>(position);
-      NBP_RT_TRY(backend_->copy_2d(k_at, cache_pitch, new_k_[i].data(), block_width, block_width, rows));
-      NBP_RT_TRY(backend_->copy_2d(v_at, cache_pitch, new_v_[i].data(), block_width, block_width, rows));
-    }
-    NBP_RT_TRY(sample(count, static_cast<uint64_t>(k), cfg, guided));
+    NBP_RT_TRY(append_kv(new_k_, new_v_, position, s.block_len));
+    NBP_RT_TRY(sample(count, static_cast<uint64_t>(first + k - 1), cfg, guided, logits_, s.block_len));
     NBP_RT_TRY(store_block(count, k));
   }
   NBP_RT_TRY(backend_->synchronize());
@@ -211,7 +277,7 @@ Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefi
                                 static_cast<size_t>(count * s.num_blocks * s.block_len) * sizeof(int64_t)));
   if (timing) {
     timing->generate_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    timing->blocks = s.num_blocks;
+    timing->blocks = s.num_blocks + (s.hybrid_start ? s.block_len - 1 : 0);
   }
   return Status::Ok();
 }

@@ -42,15 +42,21 @@ class Session {
   explicit Session(const Manifest& m, Backend* backend) : m_(m), backend_(backend) {}
   Status init();
   Status alloc(int64_t elems, ElemType t, const char* what, Buffer* out);
-  Status sample(int64_t count, uint64_t offset, const SamplingConfig& cfg, bool guided);
+  // Draws `len` positions per video (a block, or one token of a hybrid start) from `logits` (graph_batch, len, V).
+  Status sample(int64_t count, uint64_t offset, const SamplingConfig& cfg, bool guided, const Buffer& logits, int64_t len);
   Status store_block(int64_t count, int64_t block);
+  // Hybrid start: block 0 token by token, ending with block 0 fed to the first block step.
+  Status hybrid_first_block(int64_t count, const SamplingConfig& cfg, bool guided);
+  // Writes `width` positions of new keys and values at `position` of every layer's caches.
+  Status append_kv(const std::vector<Buffer>& keys, const std::vector<Buffer>& values, int64_t position, int64_t width);
 
   Manifest m_;
   Backend* backend_;
-  std::unique_ptr<Engine> prefill_, step_, decoder_, encoder_;
+  std::unique_ptr<Engine> prefill_, step_, decoder_, encoder_, token_step_;
 
   Buffer prefix_, logits_, tokens_in_, position_, seeds_, sampled_, sequence_;
-  std::vector<Buffer> prefill_k_, prefill_v_, cache_k_, cache_v_, new_k_, new_v_;
+  Buffer token_logits_, token_in_;  // hybrid start: one token's logits and input
+  std::vector<Buffer> prefill_k_, prefill_v_, cache_k_, cache_v_, new_k_, new_v_, token_k_, token_v_;
   Buffer codes_, video_, enc_video_, enc_codes_;
 };
 

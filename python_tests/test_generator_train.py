@@ -143,7 +143,7 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
     assert r.returncode == 0, r.stderr
 
 
-def test_hybrid_start_trains_samples_and_is_refused_by_export(token_run, tmp_path):
+def test_hybrid_start_trains_samples_and_exports(token_run, tmp_path):
     run = tmp_path / "hybrid"
     train_main(nbp_args(token_run, run, "--start", "hybrid", "--steps", "2", "--eval-every", "2",
                         "--sample-every", "2", "--ckpt-every", "2"))
@@ -151,5 +151,7 @@ def test_hybrid_start_trains_samples_and_is_refused_by_export(token_run, tmp_pat
     assert list((run / "samples").glob("*.mp4"))
     from export import to_trt
 
-    code = to_trt.main(["--checkpoint", str(run), "--output", str(tmp_path / "engines")])
-    assert code != 0
+    code = to_trt.main(["--checkpoint", str(run), "--output", str(tmp_path / "engines"), "--no-engines"])
+    assert code == 0
+    manifest = json.loads((tmp_path / "engines" / "manifest.json").read_text())
+    assert manifest["model"]["start"] == "hybrid" and "token_step" in manifest["graphs"]

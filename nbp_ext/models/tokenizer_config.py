@@ -17,7 +17,7 @@ class VideoTokenizerConfig:
     (two of them, for /4).
     ``arch="patch"``: patch codec (``tokenizer_patch.py``), space /``patch_size``; a linear map
     started from PCA plus a convolutional correction of ``patch_width`` channels and
-    ``patch_depth`` 3x3 layers (the decoder's has twice as many).
+    ``patch_depth`` 3x3 layers (the decoder's correction has 2 x patch_depth + 1).
     """
 
     arch: str = "cnn"

@@ -125,9 +125,7 @@ def main(args: argparse.Namespace) -> Path:
         raise ValueError(f"--splits must be a comma-separated subset of {SPLITS}, got {args.splits!r}")
     device = pick_device(args.device)
     model = VideoTokenizer.from_pretrained(tokenizer_dir).to(device).eval()
-    factor = model.config.spatial_factor
-    if (data_cfg.frames - 1) % 4 or data_cfg.size % factor:
-        raise ValueError(f"--frames must be 1 + 4k and --size a multiple of {factor}, got {data_cfg.frames} and {data_cfg.size}")
+    model.config.check_clip(data_cfg.frames, data_cfg.size)
     out = Path(args.out) if args.out else tokenizer_dir.parent / "tokens"
     info = {"tokenizer_sha256": _file_sha256(tokenizer_dir / WEIGHTS_FILE), "data": asdict(data_cfg)}
     for split in splits:

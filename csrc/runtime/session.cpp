@@ -168,6 +168,17 @@ Status Session::sample(int64_t count, uint64_t offset, const SamplingConfig& cfg
   return backend_->sample(p);
 }
 
+// Copies `count` rows of `row` bytes (source rows `src_pitch` apart) into the graph input `in`, once
+// per stream: the unconditional stream's rows sit max_batch rows below the conditional ones.
+Status Session::feed_streams(Buffer& in, const void* src, size_t src_pitch, size_t row, int64_t count) {
+  const ModelSpec& s = m_.model;
+  for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
+    auto* dst = static_cast<uint8_t*>(in.data()) + row * static_cast<size_t>(stream * s.max_batch);
+    NBP_RT_TRY(backend_->copy_2d(dst, row, src, src_pitch, row, count));
+  }
+  return Status::Ok();
+}
+
 // Appends the sampled block to the video tokens and feeds it to the next step (both streams).
 Status Session::store_block(int64_t count, int64_t block) {
   const ModelSpec& s = m_.model;
@@ -175,12 +186,7 @@ Status Session::store_block(int64_t count, int64_t block) {
   const size_t seq_row = row * static_cast<size_t>(s.num_blocks);
   auto* seq = static_cast<uint8_t*>(sequence_.data()) + row * static_cast<size_t>(block);
   NBP_RT_TRY(backend_->copy_2d(seq, seq_row, sampled_.data(), row, row, count));
-  NBP_RT_TRY(backend_->copy_2d(tokens_in_.data(), row, sampled_.data(), row, row, count));
-  if (s.guidance) {
-    auto* uncond = static_cast<uint8_t*>(tokens_in_.data()) + row * static_cast<size_t>(s.max_batch);
-    NBP_RT_TRY(backend_->copy_2d(uncond, row, sampled_.data(), row, row, count));
-  }
-  return Status::Ok();
+  return feed_streams(tokens_in_, sampled_.data(), row, row, count);
 }
 
 Status Session::append_kv(const std::vector<Buffer>& keys, const std::vector<Buffer>& values, int64_t position,
@@ -210,21 +216,13 @@ Status Session::hybrid_first_block(int64_t count, const SamplingConfig& cfg, boo
     auto* seq = static_cast<uint8_t*>(sequence_.data()) + tok * static_cast<size_t>(j);
     NBP_RT_TRY(backend_->copy_2d(seq, seq_row, sampled_.data(), tok, tok, count));
     if (j + 1 == L) break;
-    for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
-      auto* in = static_cast<uint8_t*>(token_in_.data()) + tok * static_cast<size_t>(stream * s.max_batch);
-      NBP_RT_TRY(backend_->copy_2d(in, tok, sampled_.data(), tok, tok, count));
-    }
+    NBP_RT_TRY(feed_streams(token_in_, sampled_.data(), tok, tok, count));
     const int64_t position = s.prefix_len + 1 + j;
     NBP_RT_TRY(backend_->upload(position_.data(), &position, sizeof(position)));
     NBP_RT_TRY(token_step_->run());
     NBP_RT_TRY(append_kv(token_k_, token_v_, position, 1));
   }
-  const size_t row = tok * static_cast<size_t>(L);
-  for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
-    auto* in = static_cast<uint8_t*>(tokens_in_.data()) + row * static_cast<size_t>(stream * s.max_batch);
-    NBP_RT_TRY(backend_->copy_2d(in, row, sequence_.data(), seq_row, row, count));
-  }
-  return Status::Ok();
+  return feed_streams(tokens_in_, sequence_.data(), seq_row, tok * static_cast<size_t>(L), count);
 }
 
 Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefix, const int64_t* seeds, int64_t count,

@@ -45,6 +45,7 @@ class Session {
   // Draws `len` positions per video (a block, or one token of a hybrid start) from `logits` (graph_batch, len, V).
   Status sample(int64_t count, uint64_t offset, const SamplingConfig& cfg, bool guided, const Buffer& logits, int64_t len);
   Status store_block(int64_t count, int64_t block);
+  Status feed_streams(Buffer& in, const void* src, size_t src_pitch, size_t row, int64_t count);
   // Hybrid start: block 0 token by token, ending with block 0 fed to the first block step.
   Status hybrid_first_block(int64_t count, const SamplingConfig& cfg, bool guided);
   // Writes `width` positions of new keys and values at `position` of every layer's caches.

@@ -60,6 +60,12 @@ class VideoTokenizerConfig:
     def codebook_size(self) -> int:
         return math.prod(self.fsq_levels)
 
+    def check_clip(self, frames: int, size: int) -> None:
+        """The data options a clip of ``frames`` x ``size`` x ``size`` needs for this tokenizer."""
+        f = self.spatial_factor
+        if (frames - 1) % 4 != 0 or size % f != 0:
+            raise ValueError(f"--frames must be 1 + 4k and --size a multiple of {f}, got {frames} and {size}")
+
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(T, H, W) of a clip -> (T', H', W') of its codes."""
         f = self.spatial_factor

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_arguments, build_dataset, build_loader,
                     data_config_from_args, to_uint8_frames, write_video)
-from ..models import TOKENIZER_SIZES, VideoTokenizer, VideoTokenizerConfig, config_from_name
+from ..models import TOKENIZER_SIZES, VideoTokenizer
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .patchgan import PatchGAN3D, adaptive_weight, d_hinge_loss, g_hinge_loss
@@ -139,11 +139,6 @@ def main(args: argparse.Namespace) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-def _check_clip_shape(data_cfg: DataConfig, factor: int) -> None:
-    if (data_cfg.frames - 1) % 4 != 0 or data_cfg.size % factor != 0:
-        raise ValueError(f"--frames must be 1 + 4k and --size a multiple of {factor}, got {data_cfg.frames} and {data_cfg.size}")
-
-
 def _init_from_data(model: VideoTokenizer, train_set, cfg: TokenizerTrainConfig, device: torch.device, verbose: bool) -> None:
     """Start the patch codec from the PCA of the first ``--init-clips`` training clips (the same on every rank)."""
     n = min(cfg.init_clips, len(train_set))
@@ -193,7 +188,6 @@ def _write_sample(run_dir: Path, step: int, sample: tuple[torch.Tensor, torch.Te
 
 def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
     """Train (or resume) and return the run folder; the model is in ``run_dir/tokenizer``."""
-    _check_clip_shape(data_cfg, config_from_name(TOKENIZER_SIZES, VideoTokenizerConfig, cfg.model).spatial_factor)
     info = setup_distributed(cfg.device)
     device = info.device
     ckpt = None
@@ -207,6 +201,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
 
     torch.manual_seed(cfg.seed * 1000 + info.rank)
     model = VideoTokenizer.from_name(cfg.model, fsq_levels=cfg.fsq_levels).to(device)
+    model.config.check_clip(data_cfg.frames, data_cfg.size)
     train_set = build_dataset(data_cfg, "train")
     val_set = build_dataset(data_cfg, "val")
     # made only once the inputs are known to be good, so that a bad option leaves no empty run folder

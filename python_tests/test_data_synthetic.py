@@ -75,3 +75,43 @@ def test_resumable_sampler_skips_exactly():
     assert sorted(s) == list(range(10)) and list(s) != full
     shares = [list(ResumableSampler(10, shuffle=False, rank=r, world_size=3)) for r in range(3)]
     assert sorted(set(sum(shares, []))) == list(range(10)) and all(len(x) == 4 for x in shares)
+
+
+def test_plain_background_keeps_the_clip_and_flattens_the_background():
+    textured = SyntheticVideoDataset(num_clips=6, frames=9, size=48)
+    plain = SyntheticVideoDataset(num_clips=6, frames=9, size=48, background="plain")
+    for i in range(6):
+        (vt, lt), (vp, lp) = textured.clip(i), plain.clip(i)
+        assert lt == lp
+        colours, counts = np.unique(vp.reshape(-1, 3), axis=0, return_counts=True)
+        background = colours[counts.argmax()]
+        is_bg = (vp == background).all(-1)  # (T, H, W)
+        assert is_bg.mean() > 0.5 and is_bg.all(axis=0).mean() > 0.3  # one colour, the same in every frame
+        same = (vp == vt).all(-1)
+        assert (same & ~is_bg).sum() > 0  # the object is where and what it was
+        assert len(np.unique(vt[is_bg], axis=0)) >= 2  # the textured clip has a pattern there, plain has not
+    cfg = DataConfig(frames=9, size=48, train_clips=2, background="plain")
+    assert build_dataset(cfg, "train").config.background == "plain"
+    with pytest.raises(ValueError, match="background must be one of"):
+        SyntheticVideoDataset(num_clips=1, background="stripes")
+
+
+def test_palette_moves_colours_to_the_fixed_ones_and_keeps_the_shapes():
+    from nbp_ext.data.synthetic import BACKGROUND_PALETTE, OBJECT_PALETTE
+
+    free = SyntheticVideoDataset(num_clips=6, frames=5, size=48, background="plain")
+    fixed = SyntheticVideoDataset(num_clips=6, frames=5, size=48, background="plain", palette=True)
+    object_colours = {tuple(c) for c in np.round(OBJECT_PALETTE * 255).astype(np.uint8)}
+    background_colours = {tuple(c) for c in np.round(BACKGROUND_PALETTE * 255).astype(np.uint8)}
+    for i in range(6):
+        (vf, lf), (vp, lp) = free.clip(i), fixed.clip(i)
+        assert lf == lp
+        colours, counts = np.unique(vp.reshape(-1, 3), axis=0, return_counts=True)
+        order = np.argsort(-counts)
+        assert tuple(colours[order[0]]) in background_colours  # the background
+        assert tuple(colours[order[1]]) in object_colours  # the object's inside
+        # the object covers the same pixels: where each clip differs from its flat background
+        mf, mp = ~(vf == vf[0, 0, 0]).all(-1), ~(vp == vp[0, 0, 0]).all(-1)
+        if not (mf[:, 0, 0].any() or mp[:, 0, 0].any()):  # the corner is background in every frame
+            assert (mf == mp).mean() > 0.99
+    assert not SyntheticVideoDataset(num_clips=1).config.palette  # the default set keeps any colour

@@ -138,7 +138,7 @@ def test_patch_codec_trains_from_its_pca_start_and_resumes(tmp_path, capsys):
     """The stage starts the patch codec from PCA (held-out PSNR well above a random start from the
     first evaluation on), and a resumed run keeps its weights instead of refitting."""
     common = ["--model", "patch", "--fsq-levels", "8,5,5,5", "--size", "16", "--train-clips", "16", "--init-clips", "8",
-              "--eval-every", "1", "--sample-every", "100", "--ckpt-every", "1"]
+              "--eval-every", "1", "--sample-every", "100", "--ckpt-every", "1", "--background", "plain"]
     run = _train(tmp_path / "p", *common, "--steps", "2", "--stop-at", "1")
     assert "patch codec started from the PCA of 8 clips" in capsys.readouterr().out
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
@@ -148,7 +148,12 @@ def test_patch_codec_trains_from_its_pca_start_and_resumes(tmp_path, capsys):
     model = VideoTokenizer.from_pretrained(run / "tokenizer")
     assert model.config.arch == "patch" and model.config.latent_shape(9, 16, 16) == (3, 4, 4)
     out = _tokenize("--tokenizer", str(run / "tokenizer"), "--out", str(tmp_path / "tok"), "--splits", "val")
-    assert TokenDataset(out / "val")[0]["codes"].shape == (3, 4, 4)
+    tokens = TokenDataset(out / "val")
+    assert tokens[0]["codes"].shape == (3, 4, 4)
+    # the extraction drew the clips the tokenizer was trained on: plain backgrounds
+    clips = SyntheticVideoDataset(num_clips=2, frames=9, size=16, split="val", background="plain")
+    expected = model.eval().encode(torch.stack([clips[i]["video"] for i in range(2)]))
+    assert torch.equal(torch.stack([tokens[i]["codes"] for i in range(2)]), expected)
 
 
 def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
@@ -162,6 +167,9 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     args = build_parser().parse_args(["tokenizer", *PIPELINE_DEFAULTS["tokenizer"]])
     assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
     assert args.model == "patch" and args.size % 4 == 0 and (args.frames - 1) % 4 == 0
+    assert args.background == "plain" and args.palette and args.precision == "fp32"
+    args = build_parser().parse_args(["nbp", *PIPELINE_DEFAULTS["nbp"]])
+    assert args.start == "hybrid" and args.sample_top_p == 1.0
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text
 
@@ -172,7 +180,8 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port)
     import subprocess
     import sys
 
-    common = ["--steps", "2", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100"]
+    common = ["--steps", "2", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100",
+              "--precision", "fp32"]  # the tolerances below are fp32 reduction-order noise
     one = _train(tmp_path / "one", *common)
     args = ["tokenizer", "--run-dir", str(tmp_path / "two"), *SMALL, *common]
     args[args.index("--batch-size") + 1] = "1"

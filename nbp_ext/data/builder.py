@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from .bad_files import collate_clips
 from .folder import VideoFileDataset, list_files, ucf101_files
 from .sampler import ResumableSampler
-from .synthetic import SyntheticVideoDataset
+from .synthetic import BACKGROUNDS, SyntheticVideoDataset
 from .video_reader import ClipSpec
 
 DATASETS = ("synthetic", "ucf101", "k600")
@@ -31,6 +31,8 @@ class DataConfig:
     train_clips: int = 2000  # synthetic only
     val_clips: int = 64  # synthetic only
     seed: int = 0
+    background: str = "textured"  # synthetic only: textured or plain
+    palette: bool = False  # synthetic only: object and background colours from a few fixed ones
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -48,7 +50,8 @@ def build_dataset(cfg: DataConfig, split: str, position: str | None = None) -> D
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if cfg.dataset == "synthetic":
         n = cfg.train_clips if split == "train" else cfg.val_clips
-        return SyntheticVideoDataset(num_clips=n, frames=cfg.frames, size=cfg.size, split=split, seed=cfg.seed)
+        return SyntheticVideoDataset(num_clips=n, frames=cfg.frames, size=cfg.size, split=split, seed=cfg.seed,
+                                     background=cfg.background, palette=cfg.palette)
     spec = ClipSpec(frames=cfg.frames, size=cfg.size, fps=cfg.fps or DEFAULT_FPS[cfg.dataset],
                     position=position or ("random" if split == "train" else "center"))
     if cfg.dataset == "ucf101":
@@ -85,9 +88,14 @@ def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
     g.add_argument("--train-clips", type=int, default=d["train_clips"], help="synthetic: clips in the training split")
     g.add_argument("--val-clips", type=int, default=d["val_clips"], help="synthetic: held-out clips")
     g.add_argument("--data-seed", dest="data_seed", type=int, default=d["seed"], help="seed of the synthetic set and clip positions")
+    g.add_argument("--background", choices=BACKGROUNDS, default=d["background"],
+                   help="synthetic: textured backgrounds (default) or plain ones of the same colours")
+    g.add_argument("--palette", action=argparse.BooleanOptionalAction, default=d["palette"],
+                   help="synthetic: object and background colours from six fixed ones each (default: any colour)")
 
 
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     return DataConfig(dataset=args.dataset, root=args.root, train_list=args.train_list, val_list=args.val_list,
                       fold=args.fold, frames=args.frames, size=args.size, fps=args.fps, train_clips=args.train_clips,
-                      val_clips=args.val_clips, seed=args.data_seed)
+                      val_clips=args.val_clips, seed=args.data_seed, background=args.background,
+                      palette=args.palette)

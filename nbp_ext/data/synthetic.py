@@ -5,6 +5,11 @@ The class is (shape kind, motion kind): 4 shapes (square, triangle, cross, digit
 (bounce: straight lines with bounces off the borders, rotate: spinning in place, scale: pulsing
 size) = 12 classes. The motion is deterministic physics, so the first frames fix the rest of the clip.
 Train and validation clips come from disjoint seed streams and never coincide.
+
+Two switches make an easier set for models that must learn in minutes, with the same shape, digit,
+motion and position for the same seed: ``background="plain"`` draws a flat background of the base
+colour instead of the texture, and ``palette=True`` moves the object's and the background's
+colours to the nearest of a few fixed ones (``OBJECT_PALETTE``, ``BACKGROUND_PALETTE``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ SHAPES = ("square", "triangle", "cross", "digit")
 MOTIONS = ("bounce", "rotate", "scale")
 CLASS_NAMES = tuple(f"{s}-{m}" for s in SHAPES for m in MOTIONS)
 SPLITS = {"train": 0, "val": 1}
+BACKGROUNDS = ("textured", "plain")
+# Fixed colours of palette=True: bright objects, darker backgrounds (RGB in [0, 1]).
+OBJECT_PALETTE = np.array([[0.95, 0.2, 0.2], [0.2, 0.9, 0.25], [0.25, 0.4, 0.95], [0.95, 0.9, 0.2],
+                           [0.2, 0.9, 0.9], [0.9, 0.3, 0.9]], dtype=np.float64)
+BACKGROUND_PALETTE = np.array([[0.2, 0.2, 0.25], [0.45, 0.3, 0.2], [0.2, 0.35, 0.25], [0.3, 0.25, 0.45],
+                               [0.5, 0.5, 0.45], [0.25, 0.4, 0.5]], dtype=np.float64)
 
 # 5x7 bitmaps of the digits 0-9, one string per row.
 _DIGITS = [
@@ -43,8 +54,12 @@ class SyntheticConfig:
     size: int = 128
     split: str = "train"
     seed: int = 0
+    background: str = "textured"
+    palette: bool = False
 
     def __post_init__(self):
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {self.split!r}")
         if self.frames < 1 or self.size < 8 or self.num_clips < 1:
@@ -82,10 +97,20 @@ def _digit_bilinear(digit: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def _background(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    """Static textured background (H, W, 3) in [0, 1]: stripes, checkers or smooth blobs."""
+def _nearest(colour: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    return palette[np.argmin(((palette - colour) ** 2).sum(axis=1))].copy()
+
+
+def _background(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, plain: bool = False,
+                palette: bool = False) -> np.ndarray:
+    """Static textured background (H, W, 3) in [0, 1]: stripes, checkers or smooth blobs; with
+    ``plain`` the flat base colour, with ``palette`` a base colour from BACKGROUND_PALETTE (the random
+    draws are the same either way, so the rest of the clip is too)."""
     base = rng.uniform(0.15, 0.55, size=3)
-    other = np.clip(base + rng.choice([-1, 1], size=3) * rng.uniform(0.05, 0.15, size=3), 0, 1)
+    delta = rng.choice([-1, 1], size=3) * rng.uniform(0.05, 0.15, size=3)
+    if palette:
+        base = _nearest(base, BACKGROUND_PALETTE)
+    other = np.clip(base + delta, 0, 1)
     kind = rng.integers(3)
     if kind == 0:
         angle, freq = rng.uniform(0, np.pi), rng.uniform(1.5, 4)
@@ -99,19 +124,24 @@ def _background(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray) -> np.
             cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.15, 0.4)
             t = t + np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
         t = t / t.max()
+    if plain:
+        return np.broadcast_to(base, t.shape + (3,)).copy()
     return base * (1 - t[..., None]) + other * t[..., None]
 
 
-def render_clip(seed_seq: np.random.SeedSequence, frames: int, size: int) -> tuple[np.ndarray, int]:
+def render_clip(seed_seq: np.random.SeedSequence, frames: int, size: int, background: str = "textured",
+                palette: bool = False) -> tuple[np.ndarray, int]:
     """One clip as uint8 (T, H, W, 3) and its class index."""
     rng = np.random.default_rng(seed_seq)
     shape_id, motion_id = int(rng.integers(len(SHAPES))), int(rng.integers(len(MOTIONS)))
     label = shape_id * len(MOTIONS) + motion_id
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size
     yy, xx = np.meshgrid(coords, coords, indexing="ij")  # (H, W) each, y down
-    background = _background(rng, xx, yy)
+    background = _background(rng, xx, yy, plain=background == "plain", palette=palette)
     color = rng.uniform(0.0, 1.0, size=3)
     color[rng.integers(3)] = rng.uniform(0.85, 1.0)  # bright in one channel, stands out
+    if palette:
+        color = _nearest(color, OBJECT_PALETTE)
     digit = int(rng.integers(10))
 
     t = np.arange(frames, dtype=np.float32)[:, None, None]  # (T, 1, 1)
@@ -157,7 +187,8 @@ class SyntheticVideoDataset(Dataset):
     def clip(self, index: int) -> tuple[np.ndarray, int]:
         if not 0 <= index < len(self):
             raise IndexError(f"index must be in [0, {len(self)}), got {index}")
-        return render_clip(self.seed_sequence(index), self.config.frames, self.config.size)
+        return render_clip(self.seed_sequence(index), self.config.frames, self.config.size, self.config.background,
+                           self.config.palette)
 
     def __getitem__(self, index: int) -> dict:
         frames, label = self.clip(index)

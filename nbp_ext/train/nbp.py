@@ -27,6 +27,7 @@ from ..sample import GENERATOR_DIR, RUN_INFO, load_tokenizer, write_sample_grid
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .nbp_config import NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
+from .precision import autocast, resolve_precision
 from .progress import StepProgress
 from .run_dir import latest_run_dir, save_args
 from .schedule import warmup_cosine
@@ -98,6 +99,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
                "num_workers": cfg.num_workers}
         cfg = NBPTrainConfig(**{**saved, **own})
 
+    precision = resolve_precision(cfg.precision, device)
     tokens_dir = resolve_tokens(cfg)
     train_set = TokenDataset(tokens_dir / "train")
     val_set = TokenDataset(tokens_dir / "val") if (tokens_dir / "val" / "meta.json").is_file() else None
@@ -121,7 +123,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
             "tokenizer_sha256": train_set.meta.get("info", {}).get("tokenizer_sha256"),
             "class_names": train_set.class_names}, indent=2) + "\n")
         print(f"generator: {model.num_params() / 1e6:.2f}M parameters, {mcfg.num_steps} steps of {mcfg.block_len} "
-              f"tokens per clip, grid {mcfg.grid}, block {mcfg.block}, vocabulary {mcfg.vocab_size}")
+              f"tokens per clip, grid {mcfg.grid}, block {mcfg.block}, vocabulary {mcfg.vocab_size}, {precision} on {device}")
 
     sampler = ResumableSampler(len(train_set), shuffle=True, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
     # The loader's own generator: starting an epoch must not draw from the global RNG, which the
@@ -143,8 +145,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     writer = ScalarWriter(run_dir / "tb") if info.is_main else None
     stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
     bar = StepProgress(cfg.steps, step, desc=STAGE, enabled=cfg.progress and info.is_main)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+    amp = autocast(precision, device)
     tokenizer = None
     best: dict = {}
 
@@ -190,7 +191,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
                 epoch_batches += 1
                 codes = batch["codes"].to(device, non_blocking=True)
                 labels = batch["label"].to(device) if mcfg.condition == "class" else None
-                with autocast:
+                with amp:
                     out = model.loss(codes, labels)
                 (out["loss"] / cfg.grad_accum).backward()
                 micro += 1

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from ..models.generator_config import CONDITIONS, NBP_SIZES, STARTS, STYLES
+from .precision import PRECISIONS
 
 
 @dataclass
@@ -39,6 +40,7 @@ class NBPTrainConfig:
     resume: str | None = None
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the device computes it natively, else fp32
     num_workers: int = 0
     progress: bool = True
 
@@ -49,6 +51,8 @@ class NBPTrainConfig:
             raise ValueError(f"--style must be one of {STYLES}, got {self.style!r}")
         if self.condition not in CONDITIONS:
             raise ValueError(f"--condition must be one of {CONDITIONS}, got {self.condition!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -103,5 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="bf16: autocast in bfloat16 with fp32 weights; auto (default): bf16 where the GPU or CPU "
+                        "has bf16 instructions, else fp32")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

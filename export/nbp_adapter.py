@@ -133,22 +133,29 @@ def generator_folder(path: Path) -> Path:
                             f"nor a generator folder (with config.json)")
 
 
-def recorded_tokenizer(run: Path) -> tuple[Path | None, str | None]:
-    """(tokenizer folder, SHA-256 of its weights) that generator.json of a run records, or (None, None)."""
+def run_info(run: Path) -> dict:
+    """generator.json of a run folder, or {} where there is none."""
     info_path = Path(run) / RUN_INFO
     if not info_path.is_file():
-        return None, None
+        return {}
     try:
-        info = json.loads(info_path.read_text())
+        return json.loads(info_path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{info_path}: not valid JSON ({e})") from e
+
+
+def recorded_tokenizer(run: Path) -> tuple[Path | None, str | None]:
+    """(tokenizer folder, SHA-256 of its weights) that generator.json of a run records, or (None, None)."""
+    info = run_info(run)
     tok = info.get("tokenizer")
     return (Path(tok) if tok else None), info.get("tokenizer_sha256")
 
 
 def load_generator(path):
-    """(model, adapter, spec, sampling defaults) of a generator run or folder."""
+    """(model, adapter, spec, sampling defaults) of a generator run or folder; the defaults are the
+    run's (generator.json), else the paper's."""
     from nbp_ext.models import NBPTransformer
+    from nbp_ext.sample import recorded_sampling
 
     folder = generator_folder(Path(path))
     try:
@@ -156,6 +163,7 @@ def load_generator(path):
     except (OSError, KeyError, TypeError, RuntimeError) as e:
         raise GeneratorUnavailable(f"--checkpoint: cannot load the NBPTransformer in {folder}: {e}") from e
     spec = generator_spec(model)
-    sampling = {"temperature": 1.0, "top_k": min(16000, spec.vocab_size), "top_p": 0.9,
-                "guidance_scale": 2.0 if spec.prefix_kind == "class" else 1.0}
+    rec = recorded_sampling(run_info(folder.parent) if folder.name == GENERATOR_DIR else {})
+    sampling = {"temperature": rec["temperature"], "top_k": min(rec["top_k"], spec.vocab_size), "top_p": rec["top_p"],
+                "guidance_scale": rec["cfg_scale"] if spec.prefix_kind == "class" else 1.0}
     return model, NBPAdapter(model), spec, sampling

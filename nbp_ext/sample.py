@@ -33,6 +33,13 @@ def load_tokenizer(directory: str | Path, vocab_size: int, device) -> VideoToken
     return tok
 
 
+def recorded_sampling(info: dict) -> dict:
+    """Sampling defaults of a run: what its generator.json records under "sampling" (the settings of
+    the training stage's sample videos), over the paper's temperature 1.0, top-k 16 000, top-p 0.9
+    and guidance 2.0."""
+    return {"temperature": 1.0, "top_k": 16000, "top_p": 0.9, "cfg_scale": 2.0, **info.get("sampling", {})}
+
+
 def load_run(run: str | Path, device, tokenizer: str | None = None) -> tuple[NBPTransformer, VideoTokenizer, dict]:
     run = Path(run)
     if not (run / GENERATOR_DIR).is_dir():
@@ -113,9 +120,11 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--num", type=int, default=4, help="videos to generate")
     ap.add_argument("--seed", type=int, default=0, help="video i uses seed + i")
     ap.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (class models)")
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--top-k", type=int, default=16000)
-    ap.add_argument("--top-p", type=float, default=0.9)
+    ap.add_argument("--temperature", type=float, default=None, help="default: the run's (1.0)")
+    ap.add_argument("--top-k", type=int, default=None,
+                    help="default: the run's, that is the training stage's --sample-top-k (paper: 16000)")
+    ap.add_argument("--top-p", type=float, default=None,
+                    help="default: the run's, that is the training stage's --sample-top-p (paper: 0.9)")
     ap.add_argument("--out", default="video.mp4", help=".mp4 or .gif; the videos side by side")
     ap.add_argument("--save-tokens", action="store_true", help="also write the codes next to --out (.pt)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -125,7 +134,10 @@ def main(argv: list[str] | None = None) -> Path:
                               ("cpu" if args.device == "auto" else args.device))
         model, tokenizer, info = load_run(args.run, device, args.tokenizer)
         mcfg = model.config
-        sampling = SamplingConfig(args.temperature, args.top_k, args.top_p, args.cfg)
+        run_sampling = recorded_sampling(info)
+        sampling = SamplingConfig(*(run_sampling[k] if v is None else v for k, v in
+                                    (("temperature", args.temperature), ("top_k", args.top_k), ("top_p", args.top_p))),
+                                  args.cfg)
         if args.num < 1:
             raise ValueError(f"--num must be >= 1, got {args.num}")
         if mcfg.condition == "class":

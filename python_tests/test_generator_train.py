@@ -146,7 +146,7 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
 def test_hybrid_start_trains_samples_and_exports(token_run, tmp_path):
     run = tmp_path / "hybrid"
     train_main(nbp_args(token_run, run, "--start", "hybrid", "--steps", "2", "--eval-every", "2",
-                        "--sample-every", "2", "--ckpt-every", "2"))
+                        "--sample-every", "2", "--ckpt-every", "2", "--sample-top-p", "1.0", "--sample-cfg", "3"))
     assert NBPTransformer.from_pretrained(run / "generator").config.start == "hybrid"
     assert list((run / "samples").glob("*.mp4"))
     from export import to_trt
@@ -155,3 +155,24 @@ def test_hybrid_start_trains_samples_and_exports(token_run, tmp_path):
     assert code == 0
     manifest = json.loads((tmp_path / "engines" / "manifest.json").read_text())
     assert manifest["model"]["start"] == "hybrid" and "token_step" in manifest["graphs"]
+    # the run's sampling settings (those of its sample videos) are the deployed defaults
+    assert manifest["sampling"] == {"temperature": 1.0, "top_k": 50, "top_p": 1.0, "guidance_scale": 3.0}
+
+
+def test_sample_command_defaults_to_the_runs_sampling(token_run, tmp_path):
+    from nbp_ext.generate import SamplingConfig, generate
+
+    run = tmp_path / "nbp"
+    train_main(nbp_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
+                        "--ckpt-every", "2", "--sample-top-k", "7", "--sample-top-p", "1.0"))
+    info = json.loads((run / "generator.json").read_text())
+    assert info["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "cfg_scale": 2.0}
+    out = tmp_path / "v.mp4"
+    subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "2", "--num", "2",
+                    "--seed", "4", "--cfg", "2.0", "--out", str(out), "--save-tokens"],
+                   check=True, cwd=REPO, capture_output=True)
+    model = NBPTransformer.from_pretrained(run / "generator").eval()
+    codes = torch.load(out.with_suffix(".pt"))
+    same = generate(model, torch.full((2,), 2), seed=4, sampling=SamplingConfig(1.0, 7, 1.0, 2.0))
+    paper = generate(model, torch.full((2,), 2), seed=4, sampling=SamplingConfig(1.0, 16000, 0.9, 2.0))
+    assert torch.equal(codes, same) and not torch.equal(codes, paper)

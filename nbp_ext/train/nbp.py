@@ -121,7 +121,9 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         (run_dir / RUN_INFO).write_text(json.dumps({
             "tokens": str(tokens_dir), "tokenizer": str(tokenizer_dir),
             "tokenizer_sha256": train_set.meta.get("info", {}).get("tokenizer_sha256"),
-            "class_names": train_set.class_names}, indent=2) + "\n")
+            "class_names": train_set.class_names,
+            "sampling": {"temperature": 1.0, "top_k": cfg.sample_top_k, "top_p": cfg.sample_top_p,
+                         "cfg_scale": cfg.sample_cfg}}, indent=2) + "\n")
         print(f"generator: {model.num_params() / 1e6:.2f}M parameters, {mcfg.num_steps} steps of {mcfg.block_len} "
               f"tokens per clip, grid {mcfg.grid}, block {mcfg.block}, vocabulary {mcfg.vocab_size}, {precision} on {device}")
 

@@ -69,8 +69,9 @@ def side_by_side(videos: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def write_sample_grid(model: NBPTransformer, tokenizer: VideoTokenizer, path: Path, val_set=None,
                       cfg_scale: float | None = 2.0, top_k: int = 16000, top_p: float = 0.9, seed: int = 0,
-                      max_videos: int = 8) -> Path:
-    """One video per class (first classes) or per held-out context, side by side in one file."""
+                      max_videos: int = 12) -> Path:
+    """One video per class in class order (the first ``max_videos`` classes; all 12 of the synthetic
+    set) or per held-out context, side by side in one file."""
     mcfg = model.config
     was_training = model.training
     model.eval()

@@ -2,9 +2,10 @@
 
 Trains the NBP transformer on a token folder (``python -m nbp_ext.tokenize``): NBP shift, loss on
 video tokens only (overall and per position in the block); AdamW without decay on norms, biases and
-embeddings, warmup + cosine, gradient clipping and accumulation, bf16 autocast where the GPU or CPU has bf16 (--precision); progress bar
-with loss, tokens/s and ETA; TensorBoard scalars; a grid of generated videos at intervals;
-checkpoints written atomically and resumable with --resume; one process or torchrun (DDP).
+embeddings, warmup + cosine, gradient clipping and accumulation, bf16 autocast where the GPU or CPU
+has bf16 (--precision); progress bar with loss, tokens/s and ETA; TensorBoard scalars; a grid of
+generated videos at intervals; checkpoints written atomically and resumable with --resume; one
+process or torchrun (DDP).
 """
 
 from __future__ import annotations

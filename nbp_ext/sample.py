@@ -21,6 +21,7 @@ from .generate import SamplingConfig, generate
 from .models import NBPTransformer, VideoTokenizer
 
 GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
+GRID_VIDEOS = 12  # videos in a sample grid: every class of the synthetic set
 RUN_INFO = "generator.json"  # run_dir/generator.json: the tokenizer and token folder it was trained with
 
 
@@ -69,7 +70,7 @@ def side_by_side(videos: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def write_sample_grid(model: NBPTransformer, tokenizer: VideoTokenizer, path: Path, val_set=None,
                       cfg_scale: float | None = 2.0, top_k: int = 16000, top_p: float = 0.9, seed: int = 0,
-                      max_videos: int = 12) -> Path:
+                      max_videos: int = GRID_VIDEOS) -> Path:
     """One video per class in class order (the first ``max_videos`` classes; all 12 of the synthetic
     set) or per held-out context, side by side in one file."""
     mcfg = model.config

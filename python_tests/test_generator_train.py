@@ -39,16 +39,23 @@ def weights(run_dir: Path) -> dict:
     return NBPTransformer.from_pretrained(run_dir / "generator").state_dict()
 
 
-def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path):
+def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
     run = tmp_path / "nbp"
     train_main(nbp_args(token_run, run, "--steps", "60", "--eval-every", "60", "--sample-every", "60",
                         "--ckpt-every", "60", "--lr", "3e-3"))
+    printed = capsys.readouterr().out
+    assert f"latest sample video: {run / 'samples' / 'step_0000060.mp4'} (left to right, classes 0 square-bounce, " in printed
+    assert "11 digit-scale)" in printed
     result = json.loads((run / "eval.json").read_text())
     # Measured with seed 0: held-out 2.4 nats/token after 60 steps against log(625) = 6.44 for a
     # uniform guess; require a clear margin.
     assert result["loss"] < 0.6 * result["uniform"], result
     samples = list((run / "samples").glob("*.mp4"))
     assert samples, "no sample video written"
+    import av
+
+    with av.open(str(samples[0])) as f:
+        assert f.streams.video[0].width >= 12 * 32  # one video per class, all 12
     assert (run / "tb").is_dir() and (run / "checkpoint.pt").is_file() and (run / "generator.json").is_file()
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("loss_pos/000" in l for l in lines)
@@ -57,8 +64,6 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path):
     subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "3", "--num", "2",
                     "--seed", "1", "--cfg", "2.0", "--top-k", "50", "--out", str(out), "--save-tokens"],
                    check=True, cwd=REPO, capture_output=True)
-    import av
-
     with av.open(str(out)) as f:
         frames = [fr for fr in f.decode(video=0)]
     assert len(frames) == 17 and frames[0].width >= 2 * 32

@@ -24,7 +24,7 @@ from ..data import ResumableSampler, TokenDataset
 from ..models import NBPTransformer
 from ..models.generator_config import nbp_config_from_name
 from ..models.pretrained import WEIGHTS_FILE
-from ..sample import GENERATOR_DIR, RUN_INFO, load_tokenizer, write_sample_grid
+from ..sample import GENERATOR_DIR, GRID_VIDEOS, RUN_INFO, load_tokenizer, write_sample_grid
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .nbp_config import NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
@@ -87,6 +87,17 @@ def _num_classes(train: TokenDataset) -> int:
         return len(names)
     labels = [int(train.index[i][2]) for i in range(len(train))]
     return max(labels) + 1
+
+
+def _grid_legend(mcfg, class_names) -> str:
+    """What the videos of a sample grid are, left to right (see ``write_sample_grid``)."""
+    if mcfg.condition == "class":
+        n = min(mcfg.num_classes, GRID_VIDEOS)
+        names = list(class_names or [])[:n]
+        return "left to right, classes " + ", ".join(f"{i} {names[i]}" if i < len(names) else str(i) for i in range(n))
+    if mcfg.condition == "frames":
+        return "left to right, continuations of the first held-out clips"
+    return "unconditional videos"
 
 
 def train_nbp(cfg: NBPTrainConfig) -> Path:
@@ -173,6 +184,8 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
             log({"val/loss": best["loss"]})
             bar.write(f"step {step}: held-out loss {best['loss']:.3f} nats/token (uniform {best['uniform']:.3f})")
 
+    last_sample: list[Path] = []
+
     def run_samples() -> None:
         nonlocal tokenizer
         if not info.is_main:
@@ -183,6 +196,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
             return
         path = write_sample_grid(model, tokenizer, run_dir / "samples" / f"step_{step:07d}.mp4", val_set,
                                  cfg.sample_cfg, cfg.sample_top_k, cfg.sample_top_p, seed=cfg.seed)
+        last_sample[:] = [path]
         bar.write(f"step {step}: samples in {path}")
 
     tokens_per_step = cfg.batch_size * cfg.grad_accum * info.world_size * mcfg.video_len
@@ -253,5 +267,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         done = "finished" if step >= cfg.steps else f"stopped at step {step} of {cfg.steps} (continue with --resume {run_dir})"
         print(f"generator training {done} ({tokens_per_step} tokens per step); results in {run_dir} "
               f"(model: {run_dir / GENERATOR_DIR}, samples: {run_dir / 'samples'}, TensorBoard: {run_dir / 'tb'})")
+        if last_sample:
+            print(f"latest sample video: {last_sample[0]} ({_grid_legend(mcfg, train_set.class_names)})")
     cleanup(info)
     return run_dir

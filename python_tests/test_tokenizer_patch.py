@@ -117,7 +117,43 @@ def test_a_cnn_config_written_before_the_patch_codec_still_loads(tmp_path):
     assert VideoTokenizer.from_pretrained(tmp_path).config == model.config
 
 
+def test_a_patch_config_saved_before_the_padding_option_keeps_zero_padding(tmp_path):
+    model = VideoTokenizer.from_name("patch", fsq_levels=(8, 5, 5, 5), patch_width=16)
+    assert model.config.patch_padding == "replicate"
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    del meta["config"]["patch_padding"]
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    old = VideoTokenizer.from_pretrained(tmp_path)
+    assert old.config.patch_padding == "zeros" and old.encoder.correction[2].padding_mode == "zeros"
+
+
+@pytest.mark.parametrize("padding", ["replicate", "zeros"])
+def test_flat_areas_code_alike_up_to_the_frame_edge_with_replicate_padding(padding):
+    """With trained (non-zero) corrections, zero padding makes the border latents of a flat clip
+    differ from the inside ones; replicate padding keeps every latent, code and decoded pixel equal."""
+    torch.manual_seed(0)
+    model = VideoTokenizer.from_name("patch", fsq_levels=(8, 5, 5, 5), patch_width=16, patch_padding=padding).eval()
+    for p in model.parameters():
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.1)
+    flat = torch.tensor([-0.5, -0.2, 0.0]).view(1, 3, 1, 1, 1).expand(1, 3, 9, 16, 16).contiguous()
+    with torch.no_grad():
+        latent = model.encoder(flat)  # (1, C, 3, 4, 4)
+        spread = (latent - latent[..., 1:2, 1:2]).abs().amax()
+        decoded = model.decode(model.encode(flat))
+    if padding == "replicate":
+        assert spread < 1e-5 and model.encode(flat).unique().numel() == 1
+        # every patch decodes alike (random maps draw a pattern inside a patch, the same in each)
+        assert (decoded[..., 4:, :] - decoded[..., :-4, :]).abs().amax() < 1e-5
+        assert (decoded[..., :, 4:] - decoded[..., :, :-4]).abs().amax() < 1e-5
+    else:
+        assert spread > 1e-3
+
+
 def test_bad_configs_and_inputs_are_rejected():
+    with pytest.raises(ValueError, match="patch_padding must be one of"):
+        VideoTokenizerConfig(arch="patch", patch_padding="reflect")
     with pytest.raises(ValueError, match="arch must be one of"):
         VideoTokenizerConfig(arch="vit")
     with pytest.raises(ValueError, match="patch_size"):

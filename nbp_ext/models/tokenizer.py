@@ -75,8 +75,10 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         self.quantizer = FSQ(cfg.fsq_levels)
         dim = self.quantizer.dim
         if cfg.arch == "patch":
-            self.encoder = PatchEncoder(cfg.patch_size, cfg.patch_width, cfg.patch_depth, cfg.in_channels, dim)
-            self.decoder = PatchDecoder(cfg.patch_size, cfg.patch_width, 2 * cfg.patch_depth + 1, dim, cfg.in_channels)
+            self.encoder = PatchEncoder(cfg.patch_size, cfg.patch_width, cfg.patch_depth, cfg.in_channels, dim,
+                                        cfg.patch_padding)
+            self.decoder = PatchDecoder(cfg.patch_size, cfg.patch_width, 2 * cfg.patch_depth + 1, dim, cfg.in_channels,
+                                        cfg.patch_padding)
         else:
             self.encoder = Encoder(cfg, dim)
             self.decoder = Decoder(cfg, dim)

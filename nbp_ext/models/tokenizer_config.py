@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 ARCHS = ("cnn", "patch")
+PADDINGS = ("zeros", "replicate")
 
 
 @dataclass
@@ -17,7 +18,9 @@ class VideoTokenizerConfig:
     (two of them, for /4).
     ``arch="patch"``: patch codec (``tokenizer_patch.py``), space /``patch_size``; a linear map
     started from PCA plus a convolutional correction of ``patch_width`` channels and
-    ``patch_depth`` 3x3 layers (the decoder's correction has 2 x patch_depth + 1).
+    ``patch_depth`` 3x3 layers (the decoder's correction has 2 x patch_depth + 1), padded with
+    ``patch_padding``: "zeros" (the dataclass default, which configs saved before the option load
+    with) or "replicate" (the named size "patch"), which codes a flat area alike up to the frame edge.
     """
 
     arch: str = "cnn"
@@ -31,6 +34,7 @@ class VideoTokenizerConfig:
     patch_size: int = 4
     patch_width: int = 128
     patch_depth: int = 1
+    patch_padding: str = "zeros"
 
     def __post_init__(self):
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
@@ -45,6 +49,8 @@ class VideoTokenizerConfig:
         if self.patch_size < 1 or self.patch_width < 1 or self.patch_depth < 0:
             raise ValueError(f"patch_size and patch_width must be >= 1 and patch_depth >= 0, got "
                              f"{self.patch_size}, {self.patch_width}, {self.patch_depth}")
+        if self.patch_padding not in PADDINGS:
+            raise ValueError(f"patch_padding must be one of {PADDINGS}, got {self.patch_padding!r}")
         if self.base_channels < 1 or self.num_res_blocks < 0:
             raise ValueError(f"base_channels must be >= 1 and num_res_blocks >= 0, got {self.base_channels}, {self.num_res_blocks}")
 
@@ -80,5 +86,5 @@ TOKENIZER_SIZES: dict[str, dict] = {
     # Near the paper's tokenizer (about 370M parameters).
     "paper": dict(base_channels=144, channel_mult=(1, 2, 2, 4), num_res_blocks=4),
     # Patch codec, space /4, started from PCA: the CPU default (recognisable shapes in minutes).
-    "patch": dict(arch="patch", patch_size=4, patch_width=128, patch_depth=1),
+    "patch": dict(arch="patch", patch_size=4, patch_width=128, patch_depth=1, patch_padding="replicate"),
 }

@@ -38,17 +38,22 @@ def unpatchify(x: torch.Tensor, p: int, channels: int) -> torch.Tensor:
     return v[:, :, TIME_PATCH - 1:]  # the first group decodes frame 0 four times; keep one
 
 
-def _conv(c_in: int, c_out: int, k: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(c_in, c_out, (1, k, k), padding=(0, k // 2, k // 2))
+def _conv(c_in: int, c_out: int, k: int = 1, padding_mode: str = "zeros") -> nn.Conv3d:
+    return nn.Conv3d(c_in, c_out, (1, k, k), padding=(0, k // 2, k // 2), padding_mode=padding_mode)
 
 
 class Correction(nn.Sequential):
-    """1x1 conv -> GELU -> (3x3 conv -> GELU) x depth -> 1x1 conv that starts at zero."""
+    """1x1 conv -> GELU -> (3x3 conv -> GELU) x depth -> 1x1 conv that starts at zero.
 
-    def __init__(self, c_in: int, c_out: int, width: int, depth: int):
+    ``padding`` of the 3x3 convolutions: "replicate" repeats the border codes, so that a flat
+    area gets the same code up to the frame's edge; "zeros" (older models) pulls the border codes
+    of some colours to a neighbouring code, which decodes as a darker or lighter frame edge.
+    """
+
+    def __init__(self, c_in: int, c_out: int, width: int, depth: int, padding: str = "zeros"):
         layers: list[nn.Module] = [_conv(c_in, width), nn.GELU()]
         for _ in range(depth):
-            layers += [_conv(width, width, 3), nn.GELU()]
+            layers += [_conv(width, width, 3, padding), nn.GELU()]
         last = _conv(width, c_out)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -56,12 +61,12 @@ class Correction(nn.Sequential):
 
 
 class PatchEncoder(nn.Module):
-    def __init__(self, patch: int, width: int, depth: int, in_channels: int, out_channels: int):
+    def __init__(self, patch: int, width: int, depth: int, in_channels: int, out_channels: int, padding: str = "zeros"):
         super().__init__()
         self.patch = patch
         dim = in_channels * TIME_PATCH * patch * patch
         self.linear = _conv(dim, out_channels)
-        self.correction = Correction(dim, out_channels, width, depth)
+        self.correction = Correction(dim, out_channels, width, depth, padding)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:  # (B, 3, T, H, W) -> (B, C, T', H/p, W/p)
         x = patchify(video, self.patch)
@@ -69,12 +74,12 @@ class PatchEncoder(nn.Module):
 
 
 class PatchDecoder(nn.Module):
-    def __init__(self, patch: int, width: int, depth: int, in_channels: int, out_channels: int):
+    def __init__(self, patch: int, width: int, depth: int, in_channels: int, out_channels: int, padding: str = "zeros"):
         super().__init__()
         self.patch, self.out_channels = patch, out_channels
         dim = out_channels * TIME_PATCH * patch * patch
         self.linear = _conv(in_channels, dim)
-        self.correction = Correction(in_channels, dim, width, depth)
+        self.correction = Correction(in_channels, dim, width, depth, padding)
 
     @property
     def last_layer_weight(self) -> torch.Tensor:

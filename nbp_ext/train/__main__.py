@@ -37,11 +37,11 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   ones each (same shapes, motions and positions as the default set): with textures and free
 #   colours a tiny generator's held-out loss was 1.18 nats/token after 1200 steps and its samples
 #   mosaics or empty backgrounds; with plain backgrounds alone 0.85 and objects in few samples, since
-#   an object's first codes spread over hundreds of colour codes; with the palette 0.64 after 1000
+#   an object's first codes spread over hundreds of colour codes; with the palette 0.52 after 1000
 #   steps and an object in nearly every sample;
-# - the patch codec (space /4, started from PCA), which reconstructs the synthetic shapes within a
-#   minute, where the causal CNN needs hours to leave its blurry early plateau; in fp32, since bf16
-#   cost it 0.7 dB;
+# - the patch codec (space /4, started from PCA, borders padded by repetition), which reconstructs
+#   the synthetic shapes within a minute, where the causal CNN needs hours to leave its blurry early
+#   plateau; in fp32, since bf16 cost it 0.7 dB;
 # - 9 frames of 48x48 (3 x 12 x 12 = 432 tokens per clip), so that an object spans 4-6 codes and
 #   the generator still gets several passes over the set;
 # - 8000 training clips, so the generator sees each clip about twice (with 2000 it overfits: held-out

@@ -22,7 +22,7 @@ from .models import NBPTransformer, VideoTokenizer
 
 GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
 GRID_VIDEOS = 12  # videos in a sample grid: every class of the synthetic set
-RUN_INFO = "generator.json"  # run_dir/generator.json: the tokenizer and token folder it was trained with
+RUN_INFO = "generator.json"  # run_dir/generator.json: its tokenizer, token folder, class names, sampling
 
 
 def load_tokenizer(directory: str | Path, vocab_size: int, device) -> VideoTokenizer:
@@ -137,9 +137,8 @@ def main(argv: list[str] | None = None) -> Path:
         model, tokenizer, info = load_run(args.run, device, args.tokenizer)
         mcfg = model.config
         run_sampling = recorded_sampling(info)
-        sampling = SamplingConfig(*(run_sampling[k] if v is None else v for k, v in
-                                    (("temperature", args.temperature), ("top_k", args.top_k), ("top_p", args.top_p))),
-                                  args.cfg)
+        given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+        sampling = SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=args.cfg)
         if args.num < 1:
             raise ValueError(f"--num must be >= 1, got {args.num}")
         if mcfg.condition == "class":

@@ -36,9 +36,10 @@ def load_tokenizer(directory: str | Path, vocab_size: int, device) -> VideoToken
 
 def recorded_sampling(info: dict) -> dict:
     """Sampling defaults of a run: what its generator.json records under "sampling" (the settings of
-    the training stage's sample videos), over the paper's temperature 1.0, top-k 16 000, top-p 0.9
-    and guidance 2.0."""
-    return {"temperature": 1.0, "top_k": 16000, "top_p": 0.9, "cfg_scale": 2.0, **info.get("sampling", {})}
+    the training stage's sample videos), over ``SamplingConfig``'s (the paper's) with guidance 2.0."""
+    paper = SamplingConfig()
+    return {"temperature": paper.temperature, "top_k": paper.top_k, "top_p": paper.top_p, "cfg_scale": 2.0,
+            **info.get("sampling", {})}
 
 
 def load_run(run: str | Path, device, tokenizer: str | None = None) -> tuple[NBPTransformer, VideoTokenizer, dict]:

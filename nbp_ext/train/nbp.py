@@ -184,10 +184,10 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
             log({"val/loss": best["loss"]})
             bar.write(f"step {step}: held-out loss {best['loss']:.3f} nats/token (uniform {best['uniform']:.3f})")
 
-    last_sample: list[Path] = []
+    last_sample: Path | None = None
 
     def run_samples() -> None:
-        nonlocal tokenizer
+        nonlocal tokenizer, last_sample
         if not info.is_main:
             return
         if tokenizer is None:
@@ -196,7 +196,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
             return
         path = write_sample_grid(model, tokenizer, run_dir / "samples" / f"step_{step:07d}.mp4", val_set,
                                  cfg.sample_cfg, cfg.sample_top_k, cfg.sample_top_p, seed=cfg.seed)
-        last_sample[:] = [path]
+        last_sample = path
         bar.write(f"step {step}: samples in {path}")
 
     tokens_per_step = cfg.batch_size * cfg.grad_accum * info.world_size * mcfg.video_len
@@ -268,6 +268,6 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         print(f"generator training {done} ({tokens_per_step} tokens per step); results in {run_dir} "
               f"(model: {run_dir / GENERATOR_DIR}, samples: {run_dir / 'samples'}, TensorBoard: {run_dir / 'tb'})")
         if last_sample:
-            print(f"latest sample video: {last_sample[0]} ({_grid_legend(mcfg, train_set.class_names)})")
+            print(f"latest sample video: {last_sample} ({_grid_legend(mcfg, train_set.class_names)})")
     cleanup(info)
     return run_dir

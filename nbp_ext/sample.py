@@ -18,6 +18,7 @@ import torch
 from .data import CLASS_NAMES, VideoError, read_clip, to_uint8_frames, write_video
 from .data.video_reader import ClipSpec
 from .generate import SamplingConfig, generate
+from .hardware import native_bf16
 from .models import NBPTransformer, VideoTokenizer
 
 GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--context", default=None, help="video file whose first frames are given (frame prediction)")
     ap.add_argument("--num", type=int, default=4, help="videos to generate")
     ap.add_argument("--seed", type=int, default=0, help="video i uses seed + i")
-    ap.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (class models)")
+    ap.add_argument("--cfg", type=float, default=None,
+                    help="classifier-free guidance scale (class models; default: the run's, 2.0; 1 turns it off)")
     ap.add_argument("--temperature", type=float, default=None, help="default: the run's (1.0)")
     ap.add_argument("--top-k", type=int, default=None,
                     help="default: the run's, that is the training stage's --sample-top-k (paper: 16000)")
@@ -131,15 +133,27 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--out", default="video.mp4", help=".mp4 or .gif; the videos side by side")
     ap.add_argument("--save-tokens", action="store_true", help="also write the codes next to --out (.pt)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="the generator's weights and activations: fp32 (the tokens run_engine's fp32 engines "
+                         "give) or bf16 (faster where the CPU has bf16 instructions or on a GPU; draws near a "
+                         "boundary between two tokens may differ from fp32's)")
     args = ap.parse_args(argv)
     try:
         device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                               ("cpu" if args.device == "auto" else args.device))
         model, tokenizer, info = load_run(args.run, device, args.tokenizer)
+        if args.precision == "bf16":
+            if not native_bf16(device):
+                raise ValueError(f"--precision bf16 needs bf16 instructions (AVX512-BF16 or AMX on a CPU, compute "
+                                 f"capability 8.0+ on a GPU), which {device} lacks; use --precision fp32")
+            model = model.to(torch.bfloat16)
         mcfg = model.config
         run_sampling = recorded_sampling(info)
         given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-        sampling = SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=args.cfg)
+        if args.cfg is not None and mcfg.condition != "class":
+            raise ValueError(f"--cfg needs a class-conditional model; this one is conditioned on {mcfg.condition!r}")
+        cfg_scale = args.cfg if args.cfg is not None else (run_sampling["cfg_scale"] if mcfg.condition == "class" else None)
+        sampling = SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=cfg_scale)
         if args.num < 1:
             raise ValueError(f"--num must be >= 1, got {args.num}")
         if mcfg.condition == "class":

@@ -181,3 +181,27 @@ def test_sample_command_defaults_to_the_runs_sampling(token_run, tmp_path):
     same = generate(model, torch.full((2,), 2), seed=4, sampling=SamplingConfig(1.0, 7, 1.0, 2.0))
     paper = generate(model, torch.full((2,), 2), seed=4, sampling=SamplingConfig(1.0, 16000, 0.9, 2.0))
     assert torch.equal(codes, same) and not torch.equal(codes, paper)
+
+
+def test_sample_command_in_bf16(token_run, tmp_path):
+    """--precision bf16 generates with the generator cast to bfloat16 (the same tokens as generate() on
+    that model); a CPU without bf16 instructions gets an error naming the option."""
+    from nbp_ext.generate import SamplingConfig, generate
+    from nbp_ext.hardware import native_bf16
+
+    run = tmp_path / "nbp"
+    train_main(nbp_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
+                        "--ckpt-every", "2"))
+    out = tmp_path / "v.mp4"
+    r = subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "1", "--num", "2",
+                        "--seed", "3", "--precision", "bf16", "--device", "cpu", "--out", str(out), "--save-tokens"],
+                       cwd=REPO, capture_output=True, text=True)
+    if not native_bf16(torch.device("cpu")):
+        assert r.returncode != 0 and "--precision bf16 needs bf16 instructions" in r.stderr, r.stderr
+        return
+    assert r.returncode == 0, r.stderr
+    model = NBPTransformer.from_pretrained(run / "generator").eval().to(torch.bfloat16)
+    recorded = json.loads((run / "generator.json").read_text())["sampling"]
+    same = generate(model, torch.full((2,), 1), seed=3, sampling=SamplingConfig(**recorded))
+    assert torch.equal(torch.load(out.with_suffix(".pt")), same)
+    assert model.head.weight.dtype == torch.bfloat16

@@ -89,3 +89,43 @@ def test_generation_matches_the_unpacked_model(monkeypatch):
     # Same weights, a different summation order: the draws agree unless one lands within rounding
     # of a boundary between two tokens.
     assert (packed == plain).float().mean() >= 0.99
+
+
+def test_bf16_models_are_packed_where_the_cpu_has_bf16_instructions():
+    from nbp_ext.hardware import native_bf16
+
+    lin = nn.Linear(96, 1000).to(torch.bfloat16)
+    assert packing_available(lin) == native_bf16(torch.device("cpu"))
+    if not packing_available(lin):
+        pytest.skip("this CPU has no bf16 instructions")
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, 96).to(torch.bfloat16)
+    with torch.no_grad():
+        ref = (x.float() @ lin.weight.float().t() + lin.bias.float())
+        out = PackedLinear(lin, 16)(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)  # bf16 output rounding
+
+
+def test_bf16_generation_follows_fp32():
+    """A bf16 copy of the model (weights and activations; the CPU's KV cache stays fp32, the attention
+    kernel's own precision) gives logits within bf16 rounding of fp32's, and generates."""
+    from nbp_ext.hardware import native_bf16
+
+    m = model()
+    if not native_bf16(torch.device("cpu")):
+        pytest.skip("this CPU has no bf16 instructions")
+    half = copy.deepcopy(m).to(torch.bfloat16)
+    x = torch.randint(0, 301, (2, 8))
+    with torch.no_grad():
+        outs = []
+        for mm in (m, half):
+            with packed_linears(mm, 16):
+                caches = make_caches(mm, 2)
+                prefill(mm, torch.tensor([1, 2]), 2, caches)
+                outs.append(decode_block(mm, x, 9, caches).float())
+    assert caches[0].k.dtype == torch.float32 and half.head.weight.dtype == torch.bfloat16
+    rel = (outs[1] - outs[0]).norm() / outs[0].norm()
+    assert rel < 0.03, rel  # bf16 keeps 8 bits of mantissa: ~0.4% per rounding, a few dozen roundings deep
+    tokens = generate_tokens(half, torch.tensor([0, 3]), seed=4, sampling=SamplingConfig(top_k=50, cfg_scale=2.0))
+    assert tokens.shape == (2, m.config.video_len) and 0 <= int(tokens.min()) and int(tokens.max()) < 301

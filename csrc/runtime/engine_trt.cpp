@@ -80,6 +80,10 @@ class TrtEngine final : public Engine {
     bool is_input = false;
     for (const TensorSpec& t : inputs_) if (t.name == name) is_input = true;
     if (is_input) {
+      if (shape.size() > static_cast<size_t>(nvinfer1::Dims::MAX_DIMS)) {
+        return Err(ExitCode::kRuntime, path_, ": input '", name, "' has ", shape.size(), " dimensions; TensorRT takes at most ",
+                   nvinfer1::Dims::MAX_DIMS);
+      }
       nvinfer1::Dims dims;
       dims.nbDims = static_cast<int32_t>(shape.size());
       for (size_t k = 0; k < shape.size(); ++k) dims.d[k] = shape[k];

@@ -25,9 +25,15 @@ class KVCache(nn.Module):
 
 
 def make_caches(model, batch: int, dtype: torch.dtype | None = None) -> nn.ModuleList:
-    """One cache per layer, sized for the model's longest input."""
+    """One cache per layer, sized for the model's longest input.
+
+    The cache takes the parameters' dtype, except for a bfloat16 model on the CPU: its cache is
+    float32, because the CPU attention kernel computes in float32 and would otherwise convert the
+    whole cache at every step (attention then runs in the cache's dtype)."""
     cfg = model.config
     param = next(model.parameters())
+    if dtype is None and param.device.type == "cpu" and param.dtype in (torch.bfloat16, torch.float16):
+        dtype = torch.float32
     return nn.ModuleList(
         KVCache(batch, cfg.n_kv_head, cfg.max_len, cfg.head_dim, dtype or param.dtype, param.device)
         for _ in range(cfg.n_layer)

@@ -58,6 +58,7 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is not None:  # write this block into the static cache, attend to everything so far
             k, v = cache.update(pos, k, v)
+            q = q.to(k.dtype)  # attention in the cache's dtype (float32 for a bf16 model on the CPU)
         P, L = cfg.prefix_len, cfg.block_len
         split = min(max(P + L - pos, 0), n) if cfg.start == "hybrid" else 0
         if split == 0:
@@ -67,7 +68,7 @@ class Attention(nn.Module):
                                           q_offset=pos)
             tail = block_causal_attention(q[:, :, split:], k, v, L, P, q_offset=pos + split) if split < n else None
             y = head if tail is None else torch.cat([head, tail], dim=2)  # (B, H, n, hd)
-        return self.proj(y.transpose(1, 2).reshape(B, n, H * hd))
+        return self.proj(y.transpose(1, 2).reshape(B, n, H * hd).to(x.dtype))
 
 
 class MLP(nn.Module):

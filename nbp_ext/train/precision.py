@@ -12,19 +12,10 @@ from __future__ import annotations
 
 import torch
 
+from ..hardware import native_bf16
+
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` runs bfloat16 matrix products in hardware."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
+__all__ = ["PRECISIONS", "autocast", "native_bf16", "resolve_precision"]
 
 
 def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = True) -> str:

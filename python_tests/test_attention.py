@@ -23,6 +23,9 @@ SHAPES = [
     (1, 4, 2, 33, 33, 17, 4, 3, 0),      # odd head dim
     (2, 4, 2, 7, 150, 17, 8, 5, 120),    # narrow decode tile: 7 queries mid-block, odd head dim, 3 key tiles
     (1, 8, 8, 1, 300, 64, 1, 0, 299),    # next-token decode step against a long cache
+    (2, 4, 4, 157, 157, 32, 12, 13, 0),  # head dim 32 (the tiny generators): 32-wide column panels
+    (1, 2, 2, 16, 200, 96, 16, 8, 184),  # head dim 96 (the paper's 700M and 3B): 64 + 32 wide, decode step
+    (1, 2, 1, 45, 45, 48, 8, 2, 0),      # head dim 48: 32 + 16 wide
 ]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 

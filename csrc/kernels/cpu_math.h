@@ -167,23 +167,38 @@ inline void gemm_tail(const float* A, int64_t lda, const float* B, int64_t ldb, 
   }
 }
 
-// W: the micro-kernel's width (kPanel, or 16 for the narrow query tiles of decode steps).
+// One column panel [c0, c0 + W) of C: full kRowBlock-row micro-kernels, then the leftover rows.
+template <bool kTransA, bool kAccumulate, int W>
+inline void gemm_panel(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C, int64_t ldc,
+                       int m, int c0) {
+  const int64_t rstep = kTransA ? 1 : lda;  // step between consecutive rows of the logical A
+  int r = 0;
+  for (; r + kRowBlock <= m; r += kRowBlock)
+    gemm_micro<kRowBlock, kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc);
+  gemm_tail<kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc, m - r);
+}
+
+// W: the micro-kernel's width (kPanel, or 16 for the narrow query tiles of decode steps). Columns
+// left over after the W-wide panels go through 32- and 16-wide micro-kernels (a head size of 32 or
+// 96 leaves 32), and only the last < 16 through gemm_edge.
 template <bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C, int64_t ldc,
                  int m, int width) {
-  // Step between consecutive rows of the logical A (elements of one row are lda apart if kTransA).
-  const int64_t rstep = kTransA ? 1 : lda;
-  for (int c0 = 0; c0 < width; c0 += W) {
-    if (width - c0 < W) {
-      gemm_edge<kTransA, kAccumulate>(A, lda, B + c0, ldb, depth, C + c0, ldc, m, width - c0);
-      break;
+  int c0 = 0;
+  for (; c0 + W <= width; c0 += W) gemm_panel<kTransA, kAccumulate, W>(A, lda, B, ldb, depth, C, ldc, m, c0);
+  if constexpr (W > 32) {
+    if (width - c0 >= 32) {
+      gemm_panel<kTransA, kAccumulate, 32>(A, lda, B, ldb, depth, C, ldc, m, c0);
+      c0 += 32;
     }
-    int r = 0;
-    for (; r + kRowBlock <= m; r += kRowBlock)
-      gemm_micro<kRowBlock, kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth,
-                                                     C + r * ldc + c0, ldc);
-    gemm_tail<kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc, m - r);
   }
+  if constexpr (W > 16) {
+    if (width - c0 >= 16) {
+      gemm_panel<kTransA, kAccumulate, 16>(A, lda, B, ldb, depth, C, ldc, m, c0);
+      c0 += 16;
+    }
+  }
+  if (c0 < width) gemm_edge<kTransA, kAccumulate>(A, lda, B + c0, ldb, depth, C + c0, ldc, m, width - c0);
 }
 
 // C = A x B and C += A x B with A row-major; C += A^T x B with A stored as [depth][m].

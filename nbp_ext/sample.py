@@ -150,9 +150,12 @@ def main(argv: list[str] | None = None) -> Path:
         mcfg = model.config
         run_sampling = recorded_sampling(info)
         given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-        if args.cfg is not None and mcfg.condition != "class":
+        if mcfg.condition == "class":
+            cfg_scale = run_sampling["cfg_scale"] if args.cfg is None else args.cfg
+        elif args.cfg is not None:
             raise ValueError(f"--cfg needs a class-conditional model; this one is conditioned on {mcfg.condition!r}")
-        cfg_scale = args.cfg if args.cfg is not None else (run_sampling["cfg_scale"] if mcfg.condition == "class" else None)
+        else:
+            cfg_scale = None
         sampling = SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=cfg_scale)
         if args.num < 1:
             raise ValueError(f"--num must be >= 1, got {args.num}")

@@ -144,6 +144,8 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
     assert r.returncode != 0 and "--context" in r.stderr and "first 5 frames" in r.stderr
     r = sample()
     assert r.returncode != 0 and "--context is required" in r.stderr
+    r = sample("--context", str(long), "--cfg", "2")
+    assert r.returncode != 0 and "--cfg needs a class-conditional model" in r.stderr
     r = sample("--context", str(long), "--num", "2")
     assert r.returncode == 0, r.stderr
 

@@ -95,10 +95,29 @@ def test_loss_is_on_video_tokens_only_and_per_position():
     assert out["per_position"].shape == (8,)
     context, video = model.split_codes(codes)
     assert context.shape == (2, 64) and video.shape == (2, 128)
-    changed = codes.clone()
-    changed[:, 0] = (changed[:, 0] + 1) % V  # the context frame is input, never a target
     logits = model(video, context)
     assert torch.isclose(out["loss"], F.cross_entropy(logits.flatten(0, 1), video.flatten()))
+    # per generated latent frame: frames 1 and 2 (frame 0 is the context), each the mean of its tokens
+    per_token = F.cross_entropy(logits.flatten(0, 1), video.flatten(), reduction="none").view(2, 128)
+    frame = model.config.layout.coords()[64:, 0]
+    assert out["per_frame"].shape == (2,)
+    for i, t in enumerate((1, 2)):
+        assert torch.isclose(out["per_frame"][i], per_token[:, frame == t].mean(), atol=1e-5)
+    assert torch.isclose(out["per_frame"].mean(), out["loss"], atol=1e-5)  # frames have equal token counts
+
+
+@pytest.mark.parametrize("block,start", [((1, 1, 8), "learned"), ((1, 4, 4), "hybrid"), ((1, 1, 1), "learned")])
+def test_loss_per_frame_of_class_models(block, start):
+    model = tiny(condition="class", block=block, start=start)
+    codes = torch.randint(0, V, (3, 3, 8, 8))
+    codes[:, 1:] = codes[:, :1]  # later frames repeat the first; the per-frame split must follow the grid
+    out = model.loss(codes, torch.tensor([0, 1, 4]))
+    logits = model(model.split_codes(codes)[1], torch.tensor([0, 1, 4]))
+    per_token = F.cross_entropy(logits.flatten(0, 1), model.split_codes(codes)[1].flatten(), reduction="none").view(3, -1)
+    frame = model.config.layout.coords()[:, 0]
+    expected = torch.stack([per_token[:, frame == t].mean() for t in range(3)])
+    assert out["per_frame"].shape == (3,)
+    assert torch.allclose(out["per_frame"], expected, atol=1e-5)
 
 
 def test_same_seed_same_video_and_batch_independence():

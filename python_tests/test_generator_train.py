@@ -47,9 +47,12 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
     assert f"latest sample video: {run / 'samples' / 'step_0000060.mp4'} (left to right, classes 0 square-bounce, " in printed
     assert "11 digit-scale)" in printed
     result = json.loads((run / "eval.json").read_text())
-    # Measured with seed 0: held-out 2.4 nats/token after 60 steps against log(625) = 6.44 for a
-    # uniform guess; require a clear margin.
+    # Measured with seed 0: held-out 3.70 nats/token after 60 steps (fp32 and bf16 alike) against
+    # log(625) = 6.44 for a uniform guess; the codes of this untrained tokenizer are noisy.
     assert result["loss"] < 0.6 * result["uniform"], result
+    n = len(result["per_frame"])  # 17 frames -> 5 latent frames
+    assert n == 5 and abs(sum(result["per_frame"]) / n - result["loss"]) < 1e-3, result
+    assert "per latent frame " in printed
     samples = list((run / "samples").glob("*.mp4"))
     assert samples, "no sample video written"
     import av

@@ -221,7 +221,9 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         return self.head(h)
 
     def loss(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-        """NBP loss on video tokens only: overall, and per position inside the block (L,)."""
+        """NBP loss on video tokens only: overall, per position inside the block (L,), and per
+        generated latent frame (frames,): a model that has learned the motion pays less for a frame
+        than for the one before it."""
         cfg = self.config
         context, video = self.split_codes(codes)
         cond = context
@@ -235,4 +237,15 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         logits = self(video, cond)
         per_token = F.cross_entropy(logits.float().flatten(0, 1), video.flatten(), reduction="none")
         per_token = per_token.view(video.shape[0], -1, cfg.block_len)  # (B, blocks, L)
-        return {"loss": per_token.mean(), "per_position": per_token.detach().mean(dim=(0, 1))}
+        return {"loss": per_token.mean(), "per_position": per_token.detach().mean(dim=(0, 1)),
+                "per_frame": self._per_frame(per_token.detach().flatten(1).mean(0))}
+
+    def _per_frame(self, per_video_token: torch.Tensor) -> torch.Tensor:
+        """Mean loss (video_len,) over each generated latent frame -> (frames,), the first generated first."""
+        cfg = self.config
+        frame = cfg.layout.coords()[:, 0].to(per_video_token.device)  # (N,) latent frame, block-major
+        frame = frame[cfg.prefix_len:] if cfg.condition == "frames" else frame
+        frame = frame - frame.min()
+        n = int(frame.max()) + 1
+        sums = torch.zeros(n, device=per_video_token.device).index_add_(0, frame, per_video_token.float())
+        return sums / torch.bincount(frame, minlength=n).to(sums.dtype)

@@ -66,19 +66,24 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
 
 @torch.no_grad()
 def evaluate(model: NBPTransformer, val: TokenDataset, device: torch.device, batch_size: int, max_clips: int = 64) -> dict:
-    """Held-out token loss (nats) with the true condition, against log(V) of a uniform predictor."""
+    """Held-out token loss (nats) with the true condition, overall and per generated latent frame,
+    against log(V) of a uniform predictor."""
     model.eval()
     n = min(len(val), max_clips)
-    total, count = 0.0, 0
+    total, count, per_frame = 0.0, 0, 0.0
     for i in range(0, n, batch_size):
         items = [val[j] for j in range(i, min(n, i + batch_size))]
         codes = torch.stack([it["codes"] for it in items]).to(device)
         labels = torch.tensor([it["label"] for it in items], device=device)
         out = model.loss(codes, labels if model.config.condition == "class" else None)
         total += float(out["loss"]) * len(items)
+        per_frame = per_frame + out["per_frame"].cpu() * len(items)
         count += len(items)
     model.train()
-    return {"loss": total / max(count, 1), "uniform": math.log(model.config.vocab_size)}
+    count = max(count, 1)
+    frames = per_frame / count if isinstance(per_frame, torch.Tensor) else torch.zeros(0)
+    return {"loss": total / count, "per_frame": [round(float(v), 4) for v in frames],
+            "uniform": math.log(model.config.vocab_size)}
 
 
 def _num_classes(train: TokenDataset) -> int:
@@ -158,7 +163,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         set_rng_state(ckpt["rng"])
     writer = ScalarWriter(run_dir / "tb") if info.is_main else None
     stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
-    bar = StepProgress(cfg.steps, step, desc=STAGE, enabled=cfg.progress and info.is_main)
+    bar = StepProgress(cfg.steps, step, desc=STAGE, enabled=cfg.progress and info.is_main, tokens_per_clip=mcfg.video_len)
     amp = autocast(precision, device)
     tokenizer = None
     best: dict = {}
@@ -181,8 +186,10 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         nonlocal best
         if info.is_main and val_set is not None and len(val_set):
             best = evaluate(model, val_set, device, cfg.batch_size)
-            log({"val/loss": best["loss"]})
-            bar.write(f"step {step}: held-out loss {best['loss']:.3f} nats/token (uniform {best['uniform']:.3f})")
+            log({"val/loss": best["loss"], **{f"val/loss_frame/{i:02d}": v for i, v in enumerate(best["per_frame"])}})
+            frames = " ".join(f"{v:.3f}" for v in best["per_frame"])
+            bar.write(f"step {step}: held-out loss {best['loss']:.3f} nats/token (uniform {best['uniform']:.3f}; "
+                      f"per latent frame {frames})")
 
     last_sample: Path | None = None
 

@@ -1,4 +1,4 @@
-"""A tqdm progress bar over training steps showing loss and clips per second."""
+"""A tqdm progress bar over training steps showing loss, clips (or tokens) per second and the ETA."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from tqdm import tqdm
 
 
 class StepProgress:
-    def __init__(self, total_steps: int, start_step: int = 0, desc: str = "train", enabled: bool = True):
+    """``tokens_per_clip``: when given, the bar shows tokens/s instead of clips/s (the generator's
+    throughput unit); ``step`` returns clips/s either way."""
+
+    def __init__(self, total_steps: int, start_step: int = 0, desc: str = "train", enabled: bool = True,
+                 tokens_per_clip: int | None = None):
+        if tokens_per_clip is not None and tokens_per_clip < 1:
+            raise ValueError(f"tokens_per_clip must be >= 1, got {tokens_per_clip}")
+        self.tokens_per_clip = tokens_per_clip
         self.bar = tqdm(total=total_steps, initial=start_step, desc=desc, unit="step", disable=not enabled,
                         dynamic_ncols=True, mininterval=1.0)
         self._t = time.perf_counter()
@@ -19,7 +26,8 @@ class StepProgress:
         self._clips += clips
         elapsed = time.perf_counter() - self._t
         rate = self._clips / elapsed if elapsed > 0 else 0.0
-        self.bar.set_postfix({**{k: f"{v:.4g}" for k, v in metrics.items()}, "clips/s": f"{rate:.2f}"}, refresh=False)
+        shown = {"clips/s": f"{rate:.2f}"} if self.tokens_per_clip is None else {"tok/s": f"{rate * self.tokens_per_clip:.0f}"}
+        self.bar.set_postfix({**{k: f"{v:.4g}" for k, v in metrics.items()}, **shown}, refresh=False)
         self.bar.update(1)
         return rate
 

@@ -38,7 +38,7 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   colours a tiny generator's held-out loss was 1.18 nats/token after 1200 steps and its samples
 #   mosaics or empty backgrounds; with plain backgrounds alone 0.85 and objects in few samples, since
 #   an object's first codes spread over hundreds of colour codes; with the palette 0.52 after 1000
-#   steps and an object in nearly every sample, 0.48 after 1300 (0.50 with rotary theta 10 000);
+#   steps and an object in nearly every sample, 0.47 after 1300 (0.50 with rotary theta 10 000);
 # - the patch codec (space /4, started from PCA, borders padded by repetition), which reconstructs
 #   the synthetic shapes within a minute, where the causal CNN needs hours to leave its blurry early
 #   plateau; in fp32, since bf16 cost it 0.7 dB;

@@ -125,6 +125,13 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         cos, sin = rope_tables(coords, cfg.head_dim, cfg.rope_theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        # The generated latent frame (0 = the first generated) of every video token, for the
+        # per-frame loss; context frames are the prefix, not video tokens.
+        frame = cfg.layout.coords()[:, 0]  # (N,) block-major
+        if cfg.condition == "frames":
+            frame = frame[cfg.prefix_len:] - cfg.context_frames
+        self.register_buffer("video_frame", frame, persistent=False)  # (video_len,)
+        self.num_video_frames = cfg.grid[0] - (cfg.context_frames if cfg.condition == "frames" else 0)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -241,11 +248,8 @@ class NBPTransformer(nn.Module, PretrainedMixin):
                 "per_frame": self._per_frame(per_token.detach().flatten(1).mean(0))}
 
     def _per_frame(self, per_video_token: torch.Tensor) -> torch.Tensor:
-        """Mean loss (video_len,) over each generated latent frame -> (frames,), the first generated first."""
-        cfg = self.config
-        frame = cfg.layout.coords()[:, 0].to(per_video_token.device)  # (N,) latent frame, block-major
-        frame = frame[cfg.prefix_len:] if cfg.condition == "frames" else frame
-        frame = frame - frame.min()
-        n = int(frame.max()) + 1
-        sums = torch.zeros(n, device=per_video_token.device).index_add_(0, frame, per_video_token.float())
-        return sums / torch.bincount(frame, minlength=n).to(sums.dtype)
+        """Mean loss (video_len,) over each generated latent frame -> (frames,), the first generated first
+        (every frame has H' x W' tokens)."""
+        n = self.num_video_frames
+        sums = torch.zeros(n, device=per_video_token.device).index_add_(0, self.video_frame, per_video_token.float())
+        return sums * (n / self.video_frame.numel())

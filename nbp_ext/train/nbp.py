@@ -70,19 +70,19 @@ def evaluate(model: NBPTransformer, val: TokenDataset, device: torch.device, bat
     against log(V) of a uniform predictor."""
     model.eval()
     n = min(len(val), max_clips)
-    total, count, per_frame = 0.0, 0, 0.0
+    total, count = 0.0, 0
+    per_frame = torch.zeros(model.num_video_frames)
     for i in range(0, n, batch_size):
         items = [val[j] for j in range(i, min(n, i + batch_size))]
         codes = torch.stack([it["codes"] for it in items]).to(device)
         labels = torch.tensor([it["label"] for it in items], device=device)
         out = model.loss(codes, labels if model.config.condition == "class" else None)
         total += float(out["loss"]) * len(items)
-        per_frame = per_frame + out["per_frame"].cpu() * len(items)
+        per_frame += out["per_frame"].cpu() * len(items)
         count += len(items)
     model.train()
     count = max(count, 1)
-    frames = per_frame / count if isinstance(per_frame, torch.Tensor) else torch.zeros(0)
-    return {"loss": total / count, "per_frame": [round(float(v), 4) for v in frames],
+    return {"loss": total / count, "per_frame": [round(float(v), 4) for v in per_frame / count],
             "uniform": math.log(model.config.vocab_size)}
 
 

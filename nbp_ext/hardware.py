@@ -16,3 +16,10 @@ def native_bf16(device: torch.device) -> bool:
         except (AttributeError, RuntimeError):
             return False
     return False
+
+
+def require_native_bf16(device: torch.device) -> None:
+    """Raise the ``--precision bf16`` error, naming ``device``, where it lacks bf16 in hardware."""
+    if not native_bf16(device):
+        raise ValueError(f"--precision bf16 needs bf16 instructions (AVX512-BF16 or AMX on a CPU, compute "
+                         f"capability 8.0+ on a GPU), which {device} lacks; use --precision fp32")

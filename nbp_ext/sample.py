@@ -18,7 +18,7 @@ import torch
 from .data import CLASS_NAMES, VideoError, read_clip, to_uint8_frames, write_video
 from .data.video_reader import ClipSpec
 from .generate import SamplingConfig, generate
-from .hardware import native_bf16
+from .hardware import require_native_bf16
 from .models import NBPTransformer, VideoTokenizer
 
 GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
@@ -143,9 +143,7 @@ def main(argv: list[str] | None = None) -> Path:
                               ("cpu" if args.device == "auto" else args.device))
         model, tokenizer, info = load_run(args.run, device, args.tokenizer)
         if args.precision == "bf16":
-            if not native_bf16(device):
-                raise ValueError(f"--precision bf16 needs bf16 instructions (AVX512-BF16 or AMX on a CPU, compute "
-                                 f"capability 8.0+ on a GPU), which {device} lacks; use --precision fp32")
+            require_native_bf16(device)
             model = model.to(torch.bfloat16)
         mcfg = model.config
         run_sampling = recorded_sampling(info)

@@ -14,8 +14,15 @@ def test_auto_follows_the_hardware_and_explicit_choices_stay():
     if native_bf16(cpu):
         assert resolve_precision("bf16", cpu) == "bf16"
     else:
-        with pytest.raises(ValueError, match="--precision bf16 needs a CPU with bf16 instructions"):
+        with pytest.raises(ValueError, match="--precision bf16 needs bf16 instructions"):
             resolve_precision("bf16", cpu)
+
+
+def test_bf16_on_a_device_without_it_names_the_device_and_the_way_out():
+    # the meta device has no bf16 hardware, so the check fails on every machine
+    with pytest.raises(ValueError, match=r"--precision bf16 needs bf16 instructions .* which meta lacks; "
+                                         r"use --precision fp32"):
+        resolve_precision("bf16", torch.device("meta"))
 
 
 def test_bad_precision_names_the_option():

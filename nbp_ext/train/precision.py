@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..hardware import native_bf16
+from ..hardware import native_bf16, require_native_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16")
 __all__ = ["PRECISIONS", "autocast", "native_bf16", "resolve_precision"]
@@ -26,9 +26,8 @@ def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = Tru
     if precision == "auto":
         allowed = cpu_bf16 or device.type != "cpu"
         return "bf16" if allowed and native_bf16(device) else "fp32"
-    if precision == "bf16" and device.type == "cpu" and not native_bf16(device):
-        raise ValueError("--precision bf16 needs a CPU with bf16 instructions (AVX512-BF16 or AMX), which this one "
-                         "lacks; use --precision fp32")
+    if precision == "bf16":
+        require_native_bf16(device)
     return precision
 
 

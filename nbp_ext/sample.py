@@ -43,6 +43,30 @@ def recorded_sampling(info: dict) -> dict:
             **info.get("sampling", {})}
 
 
+def add_sampling_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--cfg``, ``--temperature``, ``--top-k``, ``--top-p``, each defaulting to the run's own."""
+    ap.add_argument("--cfg", type=float, default=None,
+                    help="classifier-free guidance scale (class models; default: the run's, 2.0; 1 turns it off)")
+    ap.add_argument("--temperature", type=float, default=None, help="default: the run's (1.0)")
+    ap.add_argument("--top-k", type=int, default=None,
+                    help="default: the run's, that is the training stage's --sample-top-k (paper: 16000)")
+    ap.add_argument("--top-p", type=float, default=None,
+                    help="default: the run's, that is the training stage's --sample-top-p (paper: 0.9)")
+
+
+def resolve_sampling(args: argparse.Namespace, info: dict, condition: str) -> SamplingConfig:
+    """The sampling options given on the command line over the run's recorded ones."""
+    run_sampling = recorded_sampling(info)
+    given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    if condition == "class":
+        cfg_scale = run_sampling["cfg_scale"] if args.cfg is None else args.cfg
+    elif args.cfg is not None:
+        raise ValueError(f"--cfg needs a class-conditional model; this one is conditioned on {condition!r}")
+    else:
+        cfg_scale = None
+    return SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=cfg_scale)
+
+
 def load_run(run: str | Path, device, tokenizer: str | None = None) -> tuple[NBPTransformer, VideoTokenizer, dict]:
     run = Path(run)
     if not (run / GENERATOR_DIR).is_dir():
@@ -123,13 +147,7 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--context", default=None, help="video file whose first frames are given (frame prediction)")
     ap.add_argument("--num", type=int, default=4, help="videos to generate")
     ap.add_argument("--seed", type=int, default=0, help="video i uses seed + i")
-    ap.add_argument("--cfg", type=float, default=None,
-                    help="classifier-free guidance scale (class models; default: the run's, 2.0; 1 turns it off)")
-    ap.add_argument("--temperature", type=float, default=None, help="default: the run's (1.0)")
-    ap.add_argument("--top-k", type=int, default=None,
-                    help="default: the run's, that is the training stage's --sample-top-k (paper: 16000)")
-    ap.add_argument("--top-p", type=float, default=None,
-                    help="default: the run's, that is the training stage's --sample-top-p (paper: 0.9)")
+    add_sampling_arguments(ap)
     ap.add_argument("--out", default="video.mp4", help=".mp4 or .gif; the videos side by side")
     ap.add_argument("--save-tokens", action="store_true", help="also write the codes next to --out (.pt)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
@@ -146,15 +164,7 @@ def main(argv: list[str] | None = None) -> Path:
             require_native_bf16(device)
             model = model.to(torch.bfloat16)
         mcfg = model.config
-        run_sampling = recorded_sampling(info)
-        given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-        if mcfg.condition == "class":
-            cfg_scale = run_sampling["cfg_scale"] if args.cfg is None else args.cfg
-        elif args.cfg is not None:
-            raise ValueError(f"--cfg needs a class-conditional model; this one is conditioned on {mcfg.condition!r}")
-        else:
-            cfg_scale = None
-        sampling = SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=cfg_scale)
+        sampling = resolve_sampling(args, info, mcfg.condition)
         if args.num < 1:
             raise ValueError(f"--num must be >= 1, got {args.num}")
         if mcfg.condition == "class":

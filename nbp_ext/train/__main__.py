@@ -87,6 +87,8 @@ def run_pipeline(parser: argparse.ArgumentParser) -> dict[str, Path]:
         print(f"== {name} ==", flush=True)
         results[name] = args._main(args)
     print("pipeline finished: " + ", ".join(f"{k}: {v}" for k, v in results.items()))
+    print(f"score its videos: python -m nbp_ext.evaluate --run {results['nbp']}  (about 2 minutes on 2 CPU cores "
+          "the first time, which trains the judge classifier)")
     return results
 
 

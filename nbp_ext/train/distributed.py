@@ -63,8 +63,13 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def cleanup(info: DistInfo) -> None:
+def cleanup(info: DistInfo, wait: bool = True) -> None:
+    """End the process group; with ``wait``, first let every process arrive, so that none tears its
+    connections down while the main one still writes its last evaluation, checkpoint and samples
+    (gloo then aborted the early process now and then)."""
     if info.enabled and dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -259,7 +259,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         checkpoint()
         bar.close()
         print(f"\ninterrupted at step {step}; checkpoint saved, continue with --resume {run_dir}")
-        cleanup(info)
+        cleanup(info, wait=False)
         raise
     if step % cfg.eval_every != 0:
         run_eval()

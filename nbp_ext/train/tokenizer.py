@@ -349,7 +349,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
         checkpoint()
         bar.close()
         print(f"\ninterrupted at step {step}; checkpoint saved, continue with --resume {run_dir}")
-        cleanup(info)
+        cleanup(info, wait=False)
         raise
     if step % cfg.eval_every != 0:
         run_eval(write_sample=True)

@@ -6,7 +6,7 @@ trained on first use, about 2 minutes on a 2-core CPU for the embedded set, then
 
   real held-out clips         the reference
   more real held-out clips    the floor: what the distance is between two real sets of this size
-  tokenizer reconstructions   the reference clips encoded and decoded: the best the generator can do
+  tokenizer reconstructions   the reference clips encoded and decoded: what the tokenizer can show
   generated videos            --num per class (class models), from the reference clips' first
                               latent frames (frame models), or unconditioned
 

@@ -41,7 +41,9 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   steps and an object in nearly every sample, 0.47 after 1300 (0.50 with rotary theta 10 000);
 # - the patch codec (space /4, started from PCA, borders padded by repetition), which reconstructs
 #   the synthetic shapes within a minute, where the causal CNN needs hours to leave its blurry early
-#   plateau; in fp32, since bf16 cost it 0.7 dB;
+#   plateau; in fp32, since bf16 cost it 0.7 dB; 600 steps: with 1200 (and 150 fewer generator
+#   steps, the same wall time) python -m nbp_ext.evaluate scores the samples alike (accuracy 0.27
+#   against 0.26: shapes better, motion worse), though the reconstructions score 0.60 against 0.42;
 # - 9 frames of 48x48 (3 x 12 x 12 = 432 tokens per clip), so that an object spans 4-6 codes and
 #   the generator still gets several passes over the set;
 # - 8000 training clips, so the generator sees each clip about 2.6 times (with 2000 it overfits:

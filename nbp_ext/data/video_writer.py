@@ -11,12 +11,16 @@ import numpy as np
 import torch
 
 
+def to_uint8(video: torch.Tensor) -> torch.Tensor:
+    """Any shape in [-1, 1] (clamped) -> uint8 0..255, same shape."""
+    return ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     """(3, T, H, W) in [-1, 1] -> uint8 (T, H, W, 3)."""
     if video.dim() != 4 or video.shape[0] != 3:
         raise ValueError(f"video must have shape (3, T, H, W), got {tuple(video.shape)}")
-    frames = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return frames.permute(1, 2, 3, 0).cpu().numpy()
+    return to_uint8(video).permute(1, 2, 3, 0).cpu().numpy()
 
 
 def _pick_codec(container: str) -> str:

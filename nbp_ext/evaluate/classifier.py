@@ -35,10 +35,6 @@ class ClipClassifierConfig:
         if self.size % 8:
             raise ValueError(f"size must be a multiple of 8 (the classifier downsamples space by 8), got {self.size}")
 
-    @property
-    def feature_dim(self) -> int:
-        return 4 * self.width
-
 
 def _norm_act(channels: int) -> list[nn.Module]:
     return [nn.GroupNorm(4, channels), nn.GELU()]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from ..data.builder import DataConfig, build_dataset, build_loader
+from ..data.video_writer import to_uint8
 from ..train.progress import StepProgress
 from ..train.schedule import build_optimizer, warmup_cosine
 from .classifier import ClipClassifier, ClipClassifierConfig
@@ -67,11 +68,6 @@ def read_clips(dataset: Dataset, batch_size: int = 32) -> tuple[torch.Tensor, to
     return torch.cat(videos), torch.cat(labels)
 
 
-def to_uint8(video: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> uint8 0..255."""
-    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
 def to_float(video: torch.Tensor) -> torch.Tensor:
     """uint8 0..255 -> [-1, 1] float."""
     return video.float() / 127.5 - 1
@@ -79,9 +75,8 @@ def to_float(video: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def accuracy(model: ClipClassifier, videos: torch.Tensor, labels: torch.Tensor) -> float:
-    """Share of uint8 or float videos the classifier assigns to their label."""
-    x = to_float(videos) if videos.dtype == torch.uint8 else videos
-    _, pred = model.predict(x)
+    """Share of uint8 videos (N, 3, T, H, W) the classifier assigns to their label."""
+    _, pred = model.predict(to_float(videos))
     return float((pred == labels.cpu()).float().mean())
 
 

@@ -174,6 +174,26 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text
 
 
+def test_pipeline_presets_override_the_defaults_and_need_no_stage(capsys):
+    from nbp_ext.train.__main__ import PIPELINE, PIPELINE_PRESETS, build_parser, main, pipeline_stage_args
+    results = {"tokenizer": Path("runs/x"), "tokenize": Path("runs/x/tokens")}
+    parsed = {preset: {name: build_parser().parse_args([name, *pipeline_stage_args(name, preset, results)])
+                       for name in PIPELINE} for preset in PIPELINE_PRESETS}
+    quick, long = parsed["quick"], parsed["long"]
+    assert quick["tokenizer"].steps == 600 and quick["nbp"].steps == 1300 and quick["tokenize"].train_clips is None
+    assert long["tokenizer"].steps == 1500 and long["tokenize"].train_clips == 20800 and long["nbp"].steps == 8000
+    # everything else, including what the earlier stages hand on, stays as in the default run
+    assert long["tokenizer"].fsq_levels == quick["tokenizer"].fsq_levels and long["tokenizer"].palette
+    assert long["nbp"].tokens == str(Path("runs/x/tokens")) and long["nbp"].start == "hybrid"
+    with pytest.raises(ValueError, match="preset must be one of"):
+        pipeline_stage_args("nbp", "huge", results)
+    with pytest.raises(SystemExit, match="cannot be combined with the stage 'nbp'"):
+        main(["--preset", "long", "nbp"])
+    with pytest.raises(SystemExit):
+        main(["--preset", "huge"])
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port):
     """torchrun with 2 CPU processes (gloo) x 1 clip equals 1 process x 2 clips."""
     import os

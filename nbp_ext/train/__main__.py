@@ -1,7 +1,8 @@
-"""``python -m nbp_ext.train [STAGE] [options]``.
+"""``python -m nbp_ext.train [--preset NAME | STAGE [options]]``.
 
-With no arguments every stage of ``PIPELINE`` runs in order on its defaults, each handed the
-results of the ones before through ``PIPELINE_ARGS``. A stage is a module with
+With no stage every stage of ``PIPELINE`` runs in order on its defaults (``PIPELINE_DEFAULTS``,
+then the chosen preset's ``PIPELINE_PRESETS`` on top), each handed the results of the ones before
+through ``PIPELINE_ARGS``. A stage is a module with
 ``add_arguments(parser)`` and ``main(args) -> Path``; adding one is a line in ``STAGES`` (and in
 ``PIPELINE``, with a ``PIPELINE_ARGS`` entry when it needs an earlier stage's output).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 from pathlib import Path
 
 # name -> (module, one-line help)
@@ -62,6 +64,22 @@ PIPELINE_DEFAULTS = {
     "nbp": ["--steps", "1300", "--start", "hybrid", "--sample-top-k", "30", "--sample-top-p", "1.0"],
 }
 
+# Whole-pipeline presets: arguments appended to PIPELINE_DEFAULTS (the last value of an option wins).
+# Times and scores on a 2-core AVX512-BF16 CPU (python -m nbp_ext.evaluate; bench/RESULTS.md):
+# - quick (the default): about 10 minutes; reconstructions 0.42 and samples 0.26 accuracy
+#   (chance 0.083): objects of the class colours, blobs rather than shapes;
+# - long: about 50 minutes: the codec 1500 steps (reconstructions 0.60), 20 800 clips tokenized,
+#   the generator 8000 steps; samples 0.52 (shape 0.73, motion 0.72):
+#   one-coloured squares, triangles and crosses that move as their class does, digits as strokes.
+PIPELINE_PRESETS: dict[str, dict[str, list[str]]] = {
+    "quick": {},
+    "long": {
+        "tokenizer": ["--steps", "1500"],
+        "tokenize": ["--train-clips", "20800"],
+        "nbp": ["--steps", "8000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"],
+    },
+}
+
 
 # Arguments a stage gets from earlier stages when the whole pipeline runs.
 PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize, "nbp": _pipeline_args_nbp}
@@ -70,8 +88,11 @@ PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize, "nbp": _pipeline_args_nbp}
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nbp_ext.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PIPELINE_PRESETS), default=None,
+                   help="without a stage: run the whole pipeline with this preset: quick (the default, about 10 "
+                        "minutes on 2 CPU cores) or long (about 50 minutes, clearer shapes)")
     sub = p.add_subparsers(dest="stage", metavar="STAGE",
-                           help=f"one of {', '.join(STAGES)}; none: run {' -> '.join(PIPELINE)} on defaults")
+                           help=f"one of {', '.join(STAGES)}; none: run {' -> '.join(PIPELINE)} with --preset (default quick)")
     for name, (module, help_line) in STAGES.items():
         mod = importlib.import_module(module)
         sp = sub.add_parser(name, help=help_line, description=mod.__doc__,
@@ -81,14 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_pipeline(parser: argparse.ArgumentParser) -> dict[str, Path]:
+def pipeline_stage_args(name: str, preset: str, results: dict[str, Path]) -> list[str]:
+    """The command line of pipeline stage ``name`` under ``preset``, given the earlier stages' results."""
+    if preset not in PIPELINE_PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PIPELINE_PRESETS)}, got {preset!r}")
+    return (PIPELINE_DEFAULTS.get(name, []) + PIPELINE_PRESETS[preset].get(name, [])
+            + (PIPELINE_ARGS[name](results) if name in PIPELINE_ARGS else []))
+
+
+def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick") -> dict[str, Path]:
     results: dict[str, Path] = {}
+    start = time.monotonic()
     for name in PIPELINE:
-        extra = PIPELINE_DEFAULTS.get(name, []) + (PIPELINE_ARGS[name](results) if name in PIPELINE_ARGS else [])
+        extra = pipeline_stage_args(name, preset, results)
         args = parser.parse_args([name, *extra])
         print(f"== {name} ==", flush=True)
         results[name] = args._main(args)
-    print("pipeline finished: " + ", ".join(f"{k}: {v}" for k, v in results.items()))
+    print(f"pipeline ({preset}) finished in {(time.monotonic() - start) / 60:.1f} min: " + ", ".join(f"{k}: {v}" for k, v in results.items()))
     print(f"score its videos: python -m nbp_ext.evaluate --run {results['nbp']}  (about 2 minutes on 2 CPU cores "
           "the first time, which trains the judge classifier)")
     return results
@@ -98,13 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if not argv:
-            run_pipeline(parser)
-            return
         args = parser.parse_args(argv)
         if args.stage is None:
-            parser.print_help()
+            run_pipeline(parser, args.preset or "quick")
             return
+        if args.preset is not None:
+            raise ValueError(f"--preset runs the whole pipeline; it cannot be combined with the stage {args.stage!r}")
         args._main(args)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

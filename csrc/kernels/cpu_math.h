@@ -1,7 +1,7 @@
 // Small CPU building blocks for the attention kernels: element loads/stores for the storage types,
 // a vectorisable exp2, and register-blocked fp32 tile products that the compiler turns into SIMD
-// FMAs (-O3 with the host's vector ISA). Plain loops with compile-time trip counts, no intrinsics
-// (with AVX-512 the tile-product micro-kernel spells its vectors with the GCC/Clang vector extension).
+// FMAs (-O3 with the host's vector ISA): plain loops with compile-time trip counts, no intrinsics
+// (the tile-product micro-kernel spells its vectors with the GCC/Clang vector extension).
 #pragma once
 
 #include <cstdint>
@@ -14,15 +14,22 @@ namespace cpu {
 
 constexpr int kTileQ = 64;  // query rows per tile
 constexpr int kTileK = 64;  // key columns per tile
-constexpr int kPanel = 64;  // output columns per micro-kernel call: 4 AVX-512 vectors
-// Output rows per micro-kernel call. kRowBlock x kPanel accumulators should stay in registers:
-// with AVX-512, 6 rows are 24 of the 32 zmm registers, leaving room for the kPanel elements of B.
-// Narrower ISAs spill some of them whatever the height; 3 rows measured best with AVX2.
+
+// The tile-product micro-kernel keeps a kRowBlock x kPanel block of C in vector registers, plus the
+// kPanel / kVecLen vectors of one row of B and a broadcast of A: 24 + 4 + 1 of AVX-512's 32 zmm
+// registers, 12 + 2 + 1 of AVX2's (and SSE's or NEON's) 16 vector registers, so that nothing
+// spills. (With AVX2 a 3 x 64 block of plain float arrays spilled: 2.4x slower.)
 #if defined(__AVX512F__)
-constexpr int kRowBlock = 6;
+constexpr int kVecLen = 16;  // floats per vector register
+constexpr int kPanel = 64;   // output columns per micro-kernel call: 4 vectors
+#elif defined(__AVX__)
+constexpr int kVecLen = 8;
+constexpr int kPanel = 16;   // 2 vectors
 #else
-constexpr int kRowBlock = 3;
+constexpr int kVecLen = 4;   // SSE2, NEON
+constexpr int kPanel = 8;    // 2 vectors
 #endif
+constexpr int kRowBlock = 6;  // output rows per micro-kernel call
 
 inline float load_elem(float x) { return x; }
 inline float load_elem(BFloat16 x) {
@@ -80,50 +87,49 @@ inline float exp2_approx(float x) {
 //   C[m][width] (=|+=) A[m][depth] x B[depth][width]
 // B is row-major (row stride ldb). A is row-major (A[r * lda + k]) or, with kTransA, stored
 // transposed (A[k * lda + r]); the transposed form lets a product consume a tile that was computed
-// in the other orientation without an explicit transpose. The micro-kernel keeps a
-// rows x kPanel block of C in registers and, per step of the depth, broadcasts one element of A per
-// row against kPanel contiguous elements of B: plain loops with compile-time trip counts that the
-// compiler turns into SIMD FMAs.
-#if defined(__AVX512F__) && defined(__GNUC__)
-// AVX-512: the same loops over 16-float vectors (GCC/Clang vector extension, not intrinsics). The
-// accumulators are then plain values that stay in zmm registers from the first load to the last
-// store; as a float array, the compiler copies them through the stack on the way out (~6% slower).
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-static_assert(kPanel % 16 == 0, "kPanel must be a whole number of 16-float vectors");
+// in the other orientation without an explicit transpose. The micro-kernel keeps a rows x W block
+// of C in registers and, per step of the depth, broadcasts one element of A per row against W
+// contiguous elements of B.
+#if defined(__GNUC__)
+// The GCC/Clang vector extension (not intrinsics): the accumulators are plain vector values that
+// stay in registers from the first load to the last store; as a float array, the compiler copies
+// them through the stack on the way out, and with AVX2 spills them inside the loop. Loads and
+// stores go through the vector type itself (aligned(4): any float address may be read), not
+// memcpy, which GCC lowers through the stack for 256-bit vectors.
+typedef float VecF __attribute__((vector_size(kVecLen * sizeof(float)), aligned(4)));
 
 template <int R, bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
                        int depth, float* __restrict C, int64_t ldc) {
-  static_assert(W % 16 == 0, "the panel must be a whole number of 16-float vectors");
-  constexpr int kVecs = W / 16;
-  Vec16 acc[R][kVecs];
+  static_assert(W % kVecLen == 0, "the panel must be a whole number of vectors");
+  constexpr int kVecs = W / kVecLen;
+  VecF acc[R][kVecs];
   for (int i = 0; i < R; ++i)
     for (int v = 0; v < kVecs; ++v) {
-      if constexpr (kAccumulate) std::memcpy(&acc[i][v], C + i * ldc + 16 * v, sizeof(Vec16));
-      else acc[i][v] = Vec16{};
+      if constexpr (kAccumulate) acc[i][v] = *reinterpret_cast<const VecF*>(C + i * ldc + kVecLen * v);
+      else acc[i][v] = VecF{};
     }
   for (int k = 0; k < depth; ++k) {
-    Vec16 b[kVecs];
-    for (int v = 0; v < kVecs; ++v) std::memcpy(&b[v], B + k * ldb + 16 * v, sizeof(Vec16));
+    VecF b[kVecs];
+    for (int v = 0; v < kVecs; ++v) b[v] = *reinterpret_cast<const VecF*>(B + k * ldb + kVecLen * v);
     for (int i = 0; i < R; ++i) {
       const float a = kTransA ? A[k * lda + i] : A[i * lda + k];
       for (int v = 0; v < kVecs; ++v) acc[i][v] += a * b[v];
     }
   }
   for (int i = 0; i < R; ++i)
-    for (int v = 0; v < kVecs; ++v) std::memcpy(C + i * ldc + 16 * v, &acc[i][v], sizeof(Vec16));
+    for (int v = 0; v < kVecs; ++v) *reinterpret_cast<VecF*>(C + i * ldc + kVecLen * v) = acc[i][v];
 }
 #else
 template <int R, bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __restrict B, int64_t ldb,
                        int depth, float* __restrict C, int64_t ldc) {
-  constexpr int kPanel = W;  // this micro-kernel's width
   // depth >= 1. The first step initialises the accumulators (rather than zero-filling them, which
   // the compiler turns into a memset of a stack copy instead of register moves).
-  float acc[R][kPanel];
+  float acc[R][W];
   for (int i = 0; i < R; ++i) {
     const float a = kTransA ? A[i] : A[i * lda];
-    for (int c = 0; c < kPanel; ++c) {
+    for (int c = 0; c < W; ++c) {
       if constexpr (kAccumulate) acc[i][c] = C[i * ldc + c] + a * B[c];
       else acc[i][c] = a * B[c];
     }
@@ -133,10 +139,10 @@ inline void gemm_micro(const float* __restrict A, int64_t lda, const float* __re
     float a[R];
     for (int i = 0; i < R; ++i) a[i] = kTransA ? A[k * lda + i] : A[i * lda + k];
     for (int i = 0; i < R; ++i)
-      for (int c = 0; c < kPanel; ++c) acc[i][c] += a[i] * b[c];
+      for (int c = 0; c < W; ++c) acc[i][c] += a[i] * b[c];
   }
   for (int i = 0; i < R; ++i)
-    for (int c = 0; c < kPanel; ++c) C[i * ldc + c] = acc[i][c];
+    for (int c = 0; c < W; ++c) C[i * ldc + c] = acc[i][c];
 }
 #endif
 
@@ -178,24 +184,32 @@ inline void gemm_panel(const float* A, int64_t lda, const float* B, int64_t ldb,
   gemm_tail<kTransA, kAccumulate, W>(A + r * rstep, lda, B + c0, ldb, depth, C + r * ldc + c0, ldc, m - r);
 }
 
-// W: the micro-kernel's width (kPanel, or 16 for the narrow query tiles of decode steps). Columns
-// left over after the W-wide panels go through 32- and 16-wide micro-kernels (a head size of 32 or
-// 96 leaves 32), and only the last < 16 through gemm_edge.
+// W: the widest panel the caller wants (kPanel, or 16 for the narrow query tiles of decode steps),
+// capped at the ISA's kPanel. Columns left over after the full panels go through 32-, 16- and
+// 8-wide micro-kernels where those are whole vectors narrower than the panel (a head size of 32 or
+// 96 leaves 32 with AVX-512), and only the last few through gemm_edge.
 template <bool kTransA, bool kAccumulate, int W = kPanel>
 inline void gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int depth, float* C, int64_t ldc,
                  int m, int width) {
+  constexpr int P = W < kPanel ? W : kPanel;
   int c0 = 0;
-  for (; c0 + W <= width; c0 += W) gemm_panel<kTransA, kAccumulate, W>(A, lda, B, ldb, depth, C, ldc, m, c0);
-  if constexpr (W > 32) {
+  for (; c0 + P <= width; c0 += P) gemm_panel<kTransA, kAccumulate, P>(A, lda, B, ldb, depth, C, ldc, m, c0);
+  if constexpr (P > 32 && 32 % kVecLen == 0) {
     if (width - c0 >= 32) {
       gemm_panel<kTransA, kAccumulate, 32>(A, lda, B, ldb, depth, C, ldc, m, c0);
       c0 += 32;
     }
   }
-  if constexpr (W > 16) {
+  if constexpr (P > 16 && 16 % kVecLen == 0) {
     if (width - c0 >= 16) {
       gemm_panel<kTransA, kAccumulate, 16>(A, lda, B, ldb, depth, C, ldc, m, c0);
       c0 += 16;
+    }
+  }
+  if constexpr (P > 8 && 8 % kVecLen == 0) {
+    if (width - c0 >= 8) {
+      gemm_panel<kTransA, kAccumulate, 8>(A, lda, B, ldb, depth, C, ldc, m, c0);
+      c0 += 8;
     }
   }
   if (c0 < width) gemm_edge<kTransA, kAccumulate>(A, lda, B + c0, ldb, depth, C + c0, ldc, m, width - c0);

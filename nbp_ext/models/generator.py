@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..ops import block_causal_attention
 from .generator_config import NBP_SIZES, NBPConfig, nbp_config_from_name
+from .head_loss import linear_cross_entropy
 from .pretrained import PretrainedMixin
 from .rope import apply_rope, rope_tables
 
@@ -216,6 +217,10 @@ class NBPTransformer(nn.Module, PretrainedMixin):
 
     def forward(self, video: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits (B, video_len, V): logits[:, i] predicts video[:, i]."""
+        return self.head(self.video_hidden(video, cond))
+
+    def video_hidden(self, video: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced final hidden states (B, video_len, d), before the output head."""
         cfg = self.config
         B, L = video.shape[0], cfg.block_len
         if video.shape[1] != cfg.video_len:
@@ -224,8 +229,7 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         if cfg.start == "hybrid":  # the start token is followed by block 0's first L - 1 tokens
             x = torch.cat([x, self.tok_emb(video[:, : L - 1])], dim=1)
         x = torch.cat([x, self.tok_emb(video[:, : cfg.video_len - L])], dim=1)
-        h = self.hidden(x)[:, cfg.prefix_len :]  # (B, video_len, d)
-        return self.head(h)
+        return self.hidden(x)[:, cfg.prefix_len :]  # (B, video_len, d)
 
     def loss(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
         """NBP loss on video tokens only: overall, per position inside the block (L,), and per
@@ -241,8 +245,8 @@ class NBPTransformer(nn.Module, PretrainedMixin):
             if self.training and cfg.cond_dropout > 0:
                 drop = torch.rand(labels.shape, device=labels.device) < cfg.cond_dropout
                 cond = torch.where(drop, torch.full_like(labels, cfg.num_classes), labels)
-        logits = self(video, cond)
-        per_token = F.cross_entropy(logits.float().flatten(0, 1), video.flatten(), reduction="none")
+        h = self.video_hidden(video, cond)  # (B, video_len, d)
+        per_token = linear_cross_entropy(h.flatten(0, 1), self.head.weight, video.flatten())  # (B * video_len,)
         per_token = per_token.view(video.shape[0], -1, cfg.block_len)  # (B, blocks, L)
         return {"loss": per_token.mean(), "per_position": per_token.detach().mean(dim=(0, 1)),
                 "per_frame": self._per_frame(per_token.detach().flatten(1).mean(0))}

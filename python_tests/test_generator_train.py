@@ -89,6 +89,28 @@ def test_resume_gives_the_same_weights(token_run, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path, capsys):
+    """A limit far too short for --steps: the stage plans fewer steps, ends its cosine schedule on them,
+    closes with its evaluation, samples and checkpoint, and a resumed run keeps the planned count."""
+    run = tmp_path / "limited"
+    train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.1", "--eval-every", "5",
+                        "--sample-every", "1000", "--ckpt-every", "5"))
+    printed = capsys.readouterr().out
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    planned = ckpt["train_config"]["steps"]
+    assert 10 <= planned < 100000 and ckpt["step"] == planned, (planned, ckpt["step"])
+    assert f"finished in " in printed and f"-minute limit: {planned} steps of " in printed and "(--steps 100000)" in printed
+    # the learning rate came down to the schedule's floor (0.1 x peak) at the planned step
+    lrs = [json.loads(l)["lr"] for l in (run / "metrics.jsonl").read_text().splitlines() if "lr" in json.loads(l)]
+    assert lrs[-1] == pytest.approx(0.1 * 3e-3, rel=0.05) and max(lrs) == pytest.approx(3e-3, rel=0.05)
+    assert json.loads((run / "eval.json").read_text())["step"] == planned
+    assert list((run / "samples").glob("*.mp4"))
+    train_main(["nbp", "--resume", str(run), "--no-progress"])  # nothing left to do: the plan stands
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == planned
+    with pytest.raises(SystemExit, match="--time-limit must be > 0 minutes, got 0"):
+        train_main(nbp_args(token_run, tmp_path / "bad", "--time-limit", "0"))
+
+
 def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path, free_port):
     one, two = tmp_path / "one", tmp_path / "two"
     common = ["--steps", "3", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100",

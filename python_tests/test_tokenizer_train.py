@@ -156,6 +156,22 @@ def test_patch_codec_trains_from_its_pca_start_and_resumes(tmp_path, capsys):
     assert torch.equal(torch.stack([tokens[i]["codes"] for i in range(2)]), expected)
 
 
+def test_time_limit_plans_the_tokenizer_steps(tmp_path, capsys):
+    """A limit far too short for --steps: the codec trains the steps that fit, its schedule ends on them,
+    and the checkpoint records the planned count."""
+    run = _train(tmp_path / "t", "--model", "patch", "--fsq-levels", "8,5,5,5", "--size", "16", "--train-clips", "16",
+                 "--init-clips", "8", "--steps", "1000000", "--time-limit", "0.1", "--eval-every", "20",
+                 "--sample-every", "1000", "--ckpt-every", "20", "--log-every", "5")
+    printed = capsys.readouterr().out
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    planned = ckpt["train_config"]["steps"]
+    assert 10 <= planned < 1000000 and ckpt["step"] == planned
+    assert f"-minute limit: {planned} steps of " in printed and "(--steps 1000000)" in printed
+    lrs = [json.loads(l)["lr"] for l in (run / "metrics.jsonl").read_text().splitlines() if "lr" in json.loads(l)]
+    assert lrs[-1] < 0.35 * max(lrs)  # near the cosine's floor (0.1 x peak): logged at most 4 steps before the end
+    assert json.loads((run / "eval.json").read_text())["step"] == planned
+
+
 def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, PIPELINE_DEFAULTS, build_parser
     assert PIPELINE == ("tokenizer", "tokenize", "nbp")
@@ -177,21 +193,40 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
 def test_pipeline_presets_override_the_defaults_and_need_no_stage(capsys):
     from nbp_ext.train.__main__ import PIPELINE, PIPELINE_PRESETS, build_parser, main, pipeline_stage_args
     results = {"tokenizer": Path("runs/x"), "tokenize": Path("runs/x/tokens")}
-    parsed = {preset: {name: build_parser().parse_args([name, *pipeline_stage_args(name, preset, results)])
-                       for name in PIPELINE} for preset in PIPELINE_PRESETS}
-    quick, long = parsed["quick"], parsed["long"]
-    assert quick["tokenizer"].steps == 600 and quick["nbp"].steps == 1300 and quick["tokenize"].train_clips is None
+
+    def parse(preset, minutes_left=None):
+        return {name: build_parser().parse_args([name, *pipeline_stage_args(name, preset, results, minutes_left)])
+                for name in PIPELINE}
+
+    long = parse("long")
     assert long["tokenizer"].steps == 1500 and long["tokenize"].train_clips == 20800 and long["nbp"].steps == 8000
+    assert long["tokenizer"].time_limit is None and long["nbp"].time_limit is None
+    # quick: the stages' --steps are ceilings under the whole run's time limit; the tokenizer gets its
+    # share, the generator what is left when it starts
+    q = PIPELINE_PRESETS["quick"]
+    assert q.minutes is not None and q.minutes <= 14
+    quick = parse("quick", q.minutes)
+    assert quick["tokenizer"].time_limit == pytest.approx(q.minutes * q.tokenizer_share, abs=1e-3)
+    assert quick["tokenize"].train_clips is None
+    assert build_parser().parse_args(["nbp", *pipeline_stage_args("nbp", "quick", results, 9.25)]).time_limit == 9.25
+    assert build_parser().parse_args(["nbp", *pipeline_stage_args("nbp", "quick", results, -1)]).time_limit == 0.5
+    assert quick["nbp"].steps > 1000 and quick["tokenizer"].steps >= 600
     # everything else, including what the earlier stages hand on, stays as in the default run
     assert long["tokenizer"].fsq_levels == quick["tokenizer"].fsq_levels and long["tokenizer"].palette
     assert long["nbp"].tokens == str(Path("runs/x/tokens")) and long["nbp"].start == "hybrid"
     with pytest.raises(ValueError, match="preset must be one of"):
         pipeline_stage_args("nbp", "huge", results)
-    with pytest.raises(SystemExit, match="cannot be combined with the stage 'nbp'"):
+    with pytest.raises(SystemExit, match="cannot be combined with the stage|run the whole pipeline"):
         main(["--preset", "long", "nbp"])
+    with pytest.raises(SystemExit, match="run the whole pipeline; for the stage 'nbp' alone"):
+        main(["--time-limit", "5", "nbp"])
+    with pytest.raises(SystemExit, match="--time-limit must be 0 .none. or at least 1 minutes, got 0.2"):
+        main(["--time-limit", "0.2"])
     with pytest.raises(SystemExit):
         main(["--preset", "huge"])
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+    # a stage's own --time-limit is the stage's, not the pipeline's
+    assert build_parser().parse_args(["nbp", "--time-limit", "3"]).time_limit == 3.0
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port):

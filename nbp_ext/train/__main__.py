@@ -1,8 +1,10 @@
-"""``python -m nbp_ext.train [--preset NAME | STAGE [options]]``.
+"""``python -m nbp_ext.train [--preset NAME] [--time-limit MIN] | STAGE [options]``.
 
 With no stage every stage of ``PIPELINE`` runs in order on its defaults (``PIPELINE_DEFAULTS``,
 then the chosen preset's ``PIPELINE_PRESETS`` on top), each handed the results of the ones before
-through ``PIPELINE_ARGS``. A stage is a module with
+through ``PIPELINE_ARGS``. The quick preset (the default) has a time limit: each training stage
+then trains as many steps as fit in its part of it, up to its --steps, so the run ends in time on
+a slow CPU and trains longer on a fast one. A stage is a module with
 ``add_arguments(parser)`` and ``main(args) -> Path``; adding one is a line in ``STAGES`` (and in
 ``PIPELINE``, with a ``PIPELINE_ARGS`` entry when it needs an earlier stage's output).
 """
@@ -13,6 +15,7 @@ import argparse
 import importlib
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # name -> (module, one-line help)
@@ -34,7 +37,7 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
     return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / "tokenizer")]
 
 
-# Defaults of the no-argument pipeline, chosen to finish on a 2-core CPU:
+# Defaults of the no-argument pipeline, chosen for a 2-core CPU:
 # - the synthetic clips on plain backgrounds, with object and background colours from six fixed
 #   ones each (same shapes, motions and positions as the default set): with textures and free
 #   colours a tiny generator's held-out loss was 1.18 nats/token after 1200 steps and its samples
@@ -43,15 +46,17 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   steps and an object in nearly every sample, 0.47 after 1300 (0.50 with rotary theta 10 000);
 # - the patch codec (space /4, started from PCA, borders padded by repetition), which reconstructs
 #   the synthetic shapes within a minute, where the causal CNN needs hours to leave its blurry early
-#   plateau; in fp32, since bf16 cost it 0.7 dB; 600 steps: with 1200 (and 150 fewer generator
-#   steps, the same wall time) python -m nbp_ext.evaluate scores the samples alike (accuracy 0.27
-#   against 0.26: shapes better, motion worse), though the reconstructions score 0.60 against 0.42;
+#   plateau; in fp32, since bf16 cost it 0.7 dB; a fifth of the quick preset's time (up to 1500
+#   steps): python -m nbp_ext.evaluate recognises 0.43 of its reconstructions after 600 steps, 0.54
+#   after 894 (what 2.7 minutes give on 2 AVX2 cores) and 0.60 after 1500, and the shapes of the
+#   samples follow, while their motion needs the generator's steps (bench/RESULTS.md);
 # - 9 frames of 48x48 (3 x 12 x 12 = 432 tokens per clip), so that an object spans 4-6 codes and
 #   the generator still gets several passes over the set;
 # - 8000 training clips, so the generator sees each clip about 2.6 times (with 2000 it overfits:
 #   held-out loss 1.51 against 1.21 on training clips after 800 steps);
-# - 1300 generator steps of 16 clips: about 0.37 s each in bf16 on a 2-core AVX512-BF16 CPU (10
-#   minutes for the pipeline), 0.55 s in fp32 where a CPU lacks bf16 instructions (13.5 minutes);
+# - generator steps of 16 clips, as many as fit in the rest of the quick preset's time (up to
+#   4000): 0.71 s each in fp32 on 2 AVX2 cores (866 steps); in bf16 on AVX512-BF16 cores they took
+#   0.37 s before the CPU attention and loss were made faster;
 # - a 1000-code FSQ codebook (8, 5, 5, 5) instead of the paper's 64 000, which a tiny generator
 #   cannot learn in minutes;
 # - the hybrid start: the first row token by token, so that a sample's background colour is one
@@ -60,24 +65,34 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   few-percent chance of an object starting at a position, so objects almost never appeared.
 PIPELINE_DEFAULTS = {
     "tokenizer": ["--model", "patch", "--fsq-levels", "8,5,5,5", "--frames", "9", "--size", "48", "--train-clips", "8000",
-                  "--background", "plain", "--palette", "--steps", "600", "--batch-size", "8", "--lr", "1e-3", "--precision", "fp32"],
-    "nbp": ["--steps", "1300", "--start", "hybrid", "--sample-top-k", "30", "--sample-top-p", "1.0"],
+                  "--background", "plain", "--palette", "--batch-size", "8", "--lr", "1e-3", "--precision", "fp32"],
+    "nbp": ["--start", "hybrid", "--sample-top-k", "30", "--sample-top-p", "1.0"],
 }
 
-# Whole-pipeline presets: arguments appended to PIPELINE_DEFAULTS (the last value of an option wins).
-# Times and scores on a 2-core AVX512-BF16 CPU (python -m nbp_ext.evaluate; bench/RESULTS.md):
-# - quick (the default): about 10 minutes; reconstructions 0.42 and samples 0.26 accuracy
-#   (chance 0.083): objects of the class colours, blobs rather than shapes;
-# - long: about 50 minutes: the codec 1500 steps (reconstructions 0.60), 20 800 clips tokenized,
-#   the generator 8000 steps; samples 0.52 (shape 0.73, motion 0.72):
-#   one-coloured squares, triangles and crosses that move as their class does, digits as strokes.
-PIPELINE_PRESETS: dict[str, dict[str, list[str]]] = {
-    "quick": {},
-    "long": {
-        "tokenizer": ["--steps", "1500"],
-        "tokenize": ["--train-clips", "20800"],
-        "nbp": ["--steps", "8000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"],
-    },
+
+@dataclass(frozen=True)
+class PipelinePreset:
+    """A whole-pipeline run: per-stage arguments appended to PIPELINE_DEFAULTS (the last value of an
+    option wins) and an optional time limit for the whole run. Under a limit the tokenizer stage gets
+    ``tokenizer_share`` of it and the generator what is left after token extraction; each stage's
+    --steps is then its ceiling, and the stage trains as many steps as fit (time_budget.py)."""
+
+    args: dict[str, list[str]]
+    minutes: float | None = None
+    tokenizer_share: float = 0.2
+    about: str = ""
+
+
+PIPELINE_PRESETS: dict[str, PipelinePreset] = {
+    # Ends within 15 minutes on any 2-core CPU: what the machine does in 13.5 minutes.
+    "quick": PipelinePreset(
+        args={"tokenizer": ["--steps", "1500"], "nbp": ["--steps", "4000"]}, minutes=13.5,
+        about="13.5 minutes on any machine: as many codec and generator steps as fit"),
+    # Fixed step counts, the same run everywhere: about 50 minutes on a 2-core AVX512-BF16 CPU.
+    "long": PipelinePreset(
+        args={"tokenizer": ["--steps", "1500"], "tokenize": ["--train-clips", "20800"],
+              "nbp": ["--steps", "8000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"]},
+        about="fixed steps: the codec 1500, 20 800 clips tokenized, the generator 8000 (about 50 minutes on 2 cores)"),
 }
 
 
@@ -88,9 +103,12 @@ PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize, "nbp": _pipeline_args_nbp}
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m nbp_ext.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    presets = "; ".join(f"{name}: {preset.about}" for name, preset in PIPELINE_PRESETS.items())
     p.add_argument("--preset", choices=sorted(PIPELINE_PRESETS), default=None,
-                   help="without a stage: run the whole pipeline with this preset: quick (the default, about 10 "
-                        "minutes on 2 CPU cores) or long (about 50 minutes, clearer shapes)")
+                   help=f"without a stage: run the whole pipeline with this preset (default quick). {presets}")
+    p.add_argument("--time-limit", dest="pipeline_minutes", type=float, default=None, metavar="MIN",
+                   help="without a stage: the whole pipeline's time limit in minutes instead of the preset's "
+                        "(0: none, each stage trains its full --steps)")
     sub = p.add_subparsers(dest="stage", metavar="STAGE",
                            help=f"one of {', '.join(STAGES)}; none: run {' -> '.join(PIPELINE)} with --preset (default quick)")
     for name, (module, help_line) in STAGES.items():
@@ -102,19 +120,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def pipeline_stage_args(name: str, preset: str, results: dict[str, Path]) -> list[str]:
-    """The command line of pipeline stage ``name`` under ``preset``, given the earlier stages' results."""
-    if preset not in PIPELINE_PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PIPELINE_PRESETS)}, got {preset!r}")
-    return (PIPELINE_DEFAULTS.get(name, []) + PIPELINE_PRESETS[preset].get(name, [])
-            + (PIPELINE_ARGS[name](results) if name in PIPELINE_ARGS else []))
+def _preset(name: str) -> PipelinePreset:
+    if name not in PIPELINE_PRESETS:
+        raise ValueError(f"preset must be one of {sorted(PIPELINE_PRESETS)}, got {name!r}")
+    return PIPELINE_PRESETS[name]
 
 
-def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick") -> dict[str, Path]:
+def pipeline_stage_args(name: str, preset: str, results: dict[str, Path], minutes_left: float | None = None) -> list[str]:
+    """The command line of pipeline stage ``name`` under ``preset``, given the earlier stages' results
+    and, under a time limit, the minutes left of it (None: no limit)."""
+    chosen = _preset(preset)
+    args = PIPELINE_DEFAULTS.get(name, []) + chosen.args.get(name, [])
+    if minutes_left is not None and name in TIMED_STAGES:
+        args += ["--time-limit", f"{TIMED_STAGES[name](chosen, minutes_left):.3f}"]
+    return args + (PIPELINE_ARGS[name](results) if name in PIPELINE_ARGS else [])
+
+
+# Under a pipeline time limit: a stage's own limit from the preset and the minutes left.
+MIN_STAGE_MINUTES = 0.5
+TIMED_STAGES = {
+    "tokenizer": lambda preset, left: max(MIN_STAGE_MINUTES, min(left, preset.minutes * preset.tokenizer_share)),
+    "nbp": lambda preset, left: max(MIN_STAGE_MINUTES, left),
+}
+
+
+def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick", minutes: float | None = None) -> dict[str, Path]:
+    """Every stage of PIPELINE in order; ``minutes``: the time limit (None: the preset's; 0: none)."""
+    limit = _preset(preset).minutes if minutes is None else (minutes or None)
+    if limit is not None and limit < 2 * MIN_STAGE_MINUTES:
+        raise ValueError(f"--time-limit must be 0 (none) or at least {2 * MIN_STAGE_MINUTES:g} minutes, got {limit:g}")
     results: dict[str, Path] = {}
     start = time.monotonic()
+    if limit is not None:
+        print(f"pipeline ({preset}): time limit {limit:g} min; each stage trains the steps that fit, "
+              "up to its --steps (--time-limit 0: all of them)", flush=True)
     for name in PIPELINE:
-        extra = pipeline_stage_args(name, preset, results)
+        left = None if limit is None else limit - (time.monotonic() - start) / 60
+        extra = pipeline_stage_args(name, preset, results, left)
         args = parser.parse_args([name, *extra])
         print(f"== {name} ==", flush=True)
         results[name] = args._main(args)
@@ -130,10 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = parser.parse_args(argv)
         if args.stage is None:
-            run_pipeline(parser, args.preset or "quick")
+            run_pipeline(parser, args.preset or "quick", args.pipeline_minutes)
             return
-        if args.preset is not None:
-            raise ValueError(f"--preset runs the whole pipeline; it cannot be combined with the stage {args.stage!r}")
+        if args.preset is not None or args.pipeline_minutes is not None:
+            raise ValueError(f"--preset and --time-limit before the stage run the whole pipeline; for the stage "
+                             f"{args.stage!r} alone, give its own options after it (e.g. {args.stage} --time-limit MIN)")
         args._main(args)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

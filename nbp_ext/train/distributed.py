@@ -58,6 +58,15 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float
     return {k: float(v) / info.world_size for k, v in zip(keys, t.tolist())}
 
 
+def broadcast_int(value: int, info: DistInfo) -> int:
+    """The main process's ``value`` on every process (a decision all of them must follow alike)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([int(value)], dtype=torch.int64, device=info.device)
+    dist.broadcast(t, src=0)
+    return int(t.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

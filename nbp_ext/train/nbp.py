@@ -33,6 +33,7 @@ from .progress import StepProgress
 from .run_dir import latest_run_dir, save_args
 from .schedule import warmup_cosine
 from .tensorboard import ScalarWriter
+from .time_budget import TimeBudget, follow_plan
 
 STAGE = "nbp"
 
@@ -113,9 +114,14 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     if ckpt is not None:  # the saved run's settings; only where to stop and how to run may change
         saved = ckpt["train_config"]
         own = {"resume": cfg.resume, "stop_at": cfg.stop_at, "progress": cfg.progress, "device": cfg.device,
-               "num_workers": cfg.num_workers}
+               "num_workers": cfg.num_workers, "time_limit": cfg.time_limit}
         cfg = NBPTrainConfig(**{**saved, **own})
 
+    # A time limit plans the step count from the measured speed (at most --steps), counted from here.
+    # The guesses, in training steps, stand for an extra until it has been timed: a held-out pass
+    # over 64 clips, a grid of 12 generated videos, a checkpoint.
+    budget = TimeBudget(cfg.time_limit * 60 if cfg.time_limit else None, cfg.steps,
+                        guesses={"eval": 2, "samples": 20, "ckpt": 1})
     precision = resolve_precision(cfg.precision, device)
     tokens_dir = resolve_tokens(cfg)
     train_set = TokenDataset(tokens_dir / "train")
@@ -165,6 +171,8 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
     bar = StepProgress(cfg.steps, step, desc=STAGE, enabled=cfg.progress and info.is_main, tokens_per_clip=mcfg.video_len)
     amp = autocast(precision, device)
+    extras = {"eval": cfg.eval_every, "samples": cfg.sample_every, "ckpt": cfg.ckpt_every}
+    max_steps = cfg.steps
     tokenizer = None
     best: dict = {}
 
@@ -243,12 +251,19 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
                     log({**scalars, "lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm),
                          "tokens_per_s": rate * mcfg.video_len})
                     bar.reset_rate()
+                budget.step_done()
+                if budget.enabled and step % cfg.log_every == 0:
+                    cfg = follow_plan(budget, step, extras, cfg, sched, bar, info)
+                    stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
                 if step % cfg.eval_every == 0:
-                    run_eval()
+                    with budget.extra("eval"):
+                        run_eval()
                 if step % cfg.sample_every == 0:
-                    run_samples()
+                    with budget.extra("samples"):
+                        run_samples()
                 if step % cfg.ckpt_every == 0:
-                    checkpoint()
+                    with budget.extra("ckpt"):
+                        checkpoint()
                 if step % cfg.eval_every == 0 or step % cfg.sample_every == 0:
                     barrier(info)  # the other processes wait while the main one evaluates and samples
                 if step >= stop_at:
@@ -272,6 +287,9 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         if writer is not None:
             writer.close()
         done = "finished" if step >= cfg.steps else f"stopped at step {step} of {cfg.steps} (continue with --resume {run_dir})"
+        if budget.enabled:
+            done += (f" in {budget.elapsed() / 60:.1f} min of the {cfg.time_limit:g}-minute limit: {cfg.steps} steps of "
+                     f"{budget.step_seconds():.2f} s (--steps {max_steps})")
         print(f"generator training {done} ({tokens_per_step} tokens per step); results in {run_dir} "
               f"(model: {run_dir / GENERATOR_DIR}, samples: {run_dir / 'samples'}, TensorBoard: {run_dir / 'tb'})")
         if last_sample:

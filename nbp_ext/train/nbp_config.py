@@ -35,6 +35,7 @@ class NBPTrainConfig:
     sample_top_k: int = 16000
     sample_top_p: float = 0.9
     stop_at: int | None = None
+    time_limit: float | None = None  # minutes: fewer than --steps where the machine needs it (time_budget.py)
     runs_root: str = "runs"
     run_dir: str | None = None
     resume: str | None = None
@@ -56,6 +57,8 @@ class NBPTrainConfig:
         for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"--time-limit must be > 0 minutes, got {self.time_limit}")
 
 
 def parse_block(spec: str, grid: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -102,6 +105,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-top-k", type=int, default=d.sample_top_k)
     g.add_argument("--sample-top-p", type=float, default=d.sample_top_p)
     g.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step; --resume goes on")
+    g.add_argument("--time-limit", type=float, default=None, metavar="MIN",
+                   help="end training, with its closing evaluation, samples and checkpoint, within MIN minutes: "
+                        "the stage times its steps and lowers --steps (the cosine schedule follows) where they "
+                        "would not fit; never raises it")
     g.add_argument("--runs-root", default=d.runs_root, help="where new run folders are made")
     g.add_argument("--run-dir", default=None, help="use this run folder instead of a new runs/nbp-<time>")
     g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")

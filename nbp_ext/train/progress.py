@@ -31,6 +31,11 @@ class StepProgress:
         self.bar.update(1)
         return rate
 
+    def set_total(self, total_steps: int) -> None:
+        """A new step count (a time limit's plan)."""
+        self.bar.total = total_steps
+        self.bar.refresh()
+
     def reset_rate(self) -> None:
         self._t, self._clips = time.perf_counter(), 0
 

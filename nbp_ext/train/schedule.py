@@ -16,6 +16,11 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.1):
     return factor
 
 
+def retarget(scheduler: torch.optim.lr_scheduler.LambdaLR, warmup_steps: int, total_steps: int) -> None:
+    """Point a ``warmup_cosine`` schedule at a new step count (from the current step on)."""
+    scheduler.lr_lambdas = [warmup_cosine(warmup_steps, total_steps) for _ in scheduler.lr_lambdas]
+
+
 def build_optimizer(params, lr: float, weight_decay: float, betas=(0.9, 0.99)) -> torch.optim.AdamW:
     params = [p for p in params if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]

@@ -30,6 +30,7 @@ from .progress import StepProgress
 from .run_dir import save_args
 from .schedule import build_optimizer, warmup_cosine
 from .tensorboard import ScalarWriter
+from .time_budget import TimeBudget, follow_plan
 from .video_metrics import psnr, ssim
 
 STAGE = "tokenizer"
@@ -64,6 +65,7 @@ class TokenizerTrainConfig:
     ckpt_every: int = 50
     log_every: int = 10
     stop_at: int | None = None
+    time_limit: float | None = None  # minutes: fewer than --steps where the machine needs it (time_budget.py)
     runs_root: str = "runs"
     run_dir: str | None = None
     resume: str | None = None
@@ -86,6 +88,8 @@ class TokenizerTrainConfig:
             raise ValueError(f"--init-clips must be >= 1, got {self.init_clips}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"--steps and --batch-size must be >= 1, got {self.steps}, {self.batch_size}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"--time-limit must be > 0 minutes, got {self.time_limit}")
         if self.lpips_weights and not self.vgg_weights:
             raise ValueError("--lpips-weights needs --vgg-weights (the VGG16 features they weigh)")
 
@@ -121,6 +125,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ckpt-every", type=int, default=d.ckpt_every, help="checkpoint every N steps")
     g.add_argument("--log-every", type=int, default=d.log_every, help="TensorBoard scalars every N steps")
     g.add_argument("--stop-at", type=int, default=None, help="stop (with a checkpoint) at this step; --resume goes on")
+    g.add_argument("--time-limit", type=float, default=None, metavar="MIN",
+                   help="end training, with its closing evaluation and checkpoint, within MIN minutes: the stage "
+                        "times its steps and lowers --steps (the cosine schedule follows) where they would not fit; "
+                        "never raises it")
     g.add_argument("--runs-root", default=d.runs_root, help="where new run folders are made")
     g.add_argument("--run-dir", default=None, help="use this run folder instead of a new runs/tokenizer-<time>")
     g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
@@ -206,6 +214,10 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
         cfg = TokenizerTrainConfig(**{**asdict(cfg), **{k: saved_cfg[k] for k in keep}, "resume": cfg.resume})
         data_cfg = DataConfig(**saved_data)
 
+    # A time limit plans the step count from the measured speed (at most --steps), counted from here;
+    # an evaluation (with its sample video) and a checkpoint count as 3 and 1 steps until timed.
+    budget = TimeBudget(cfg.time_limit * 60 if cfg.time_limit else None, cfg.steps, guesses={"eval": 3, "ckpt": 1})
+    max_steps = cfg.steps
     precision = resolve_precision(cfg.precision, device, cpu_bf16=False)
     torch.manual_seed(cfg.seed * 1000 + info.rank)
     model = VideoTokenizer.from_name(cfg.model, fsq_levels=cfg.fsq_levels).to(device)
@@ -331,14 +343,20 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
                     scalars = all_reduce_mean(scalars, info)
                     log({**scalars, "lr": sched.get_last_lr()[0], "grad_norm": float(grad_norm), "clips_per_s": rate})
                     bar.reset_rate()
+                budget.step_done()
+                if budget.enabled and step % cfg.log_every == 0:
+                    cfg = follow_plan(budget, step, {"eval": cfg.eval_every, "ckpt": cfg.ckpt_every}, cfg, sched, bar, info)
+                    stop_at = min(cfg.steps, cfg.stop_at) if cfg.stop_at is not None else cfg.steps
                 if step % cfg.eval_every == 0 or step % cfg.sample_every == 0:
-                    if step % cfg.eval_every == 0:
-                        run_eval(write_sample=step % cfg.sample_every == 0)
-                    else:
-                        run_eval(write_sample=True)
-                    barrier(info)
+                    with budget.extra("eval"):
+                        if step % cfg.eval_every == 0:
+                            run_eval(write_sample=step % cfg.sample_every == 0)
+                        else:
+                            run_eval(write_sample=True)
+                        barrier(info)
                 if step % cfg.ckpt_every == 0:
-                    checkpoint()
+                    with budget.extra("ckpt"):
+                        checkpoint()
                 if step >= stop_at:
                     break
             else:
@@ -362,6 +380,9 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:
         if writer is not None:
             writer.close()
         done = "finished" if step >= cfg.steps else f"stopped at step {step} of {cfg.steps} (continue with --resume {run_dir})"
+        if budget.enabled:
+            done += (f" in {budget.elapsed() / 60:.1f} min of the {cfg.time_limit:g}-minute limit: {cfg.steps} steps of "
+                     f"{budget.step_seconds():.3f} s (--steps {max_steps})")
         print(f"tokenizer training {done}; results in {run_dir} (model: {run_dir / PRETRAINED_DIR}, "
               f"samples: {run_dir / 'samples'}, TensorBoard: {run_dir / 'tb'})")
     cleanup(info)

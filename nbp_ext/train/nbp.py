@@ -26,6 +26,7 @@ from ..models.generator_config import nbp_config_from_name
 from ..models.pretrained import WEIGHTS_FILE
 from ..sample import GENERATOR_DIR, GRID_VIDEOS, RUN_INFO, load_tokenizer, write_sample_grid
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .compiled import compiled_or_eager
 from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
 from .nbp_config import NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
 from .precision import autocast, resolve_precision
@@ -114,7 +115,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
     if ckpt is not None:  # the saved run's settings; only where to stop and how to run may change
         saved = ckpt["train_config"]
         own = {"resume": cfg.resume, "stop_at": cfg.stop_at, "progress": cfg.progress, "device": cfg.device,
-               "num_workers": cfg.num_workers, "time_limit": cfg.time_limit}
+               "num_workers": cfg.num_workers, "time_limit": cfg.time_limit, "compile": cfg.compile}
         cfg = NBPTrainConfig(**{**saved, **own})
 
     # A time limit plans the step count from the measured speed (at most --steps), counted from here.
@@ -214,6 +215,8 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
         last_sample = path
         bar.write(f"step {step}: samples in {path}")
 
+    # evaluation keeps the eager model.loss: a no-grad graph would be a second compilation
+    train_loss = compiled_or_eager(model.loss, cfg.compile, bar.write)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * info.world_size * mcfg.video_len
     try:
         while step < stop_at:
@@ -224,7 +227,7 @@ def train_nbp(cfg: NBPTrainConfig) -> Path:
                 codes = batch["codes"].to(device, non_blocking=True)
                 labels = batch["label"].to(device) if mcfg.condition == "class" else None
                 with amp:
-                    out = model.loss(codes, labels)
+                    out = train_loss(codes, labels)
                 (out["loss"] / cfg.grad_accum).backward()
                 micro += 1
                 if micro < cfg.grad_accum:

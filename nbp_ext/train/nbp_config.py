@@ -42,6 +42,7 @@ class NBPTrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the device computes it natively, else fp32
+    compile: bool = False  # torch.compile the training step's loss (compiled.py)
     num_workers: int = 0
     progress: bool = True
 
@@ -117,5 +118,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="bf16: autocast in bfloat16 with fp32 weights; auto (default): bf16 where the GPU or CPU "
                         "has bf16 instructions, else fp32")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step's forward and backward: the first step compiles (36 s "
+                        "for the tiny size on 2 AVX2 cores), later steps are 1.16x faster there "
+                        "(bench/train_step.py); falls back to eager, with a message, where compilation fails")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

@@ -1,4 +1,4 @@
-"""Generator training throughput: fp32, bf16 autocast (``--precision``) and fp32 through
+"""Generator training throughput: fp32, bf16 autocast (``--precision``) and both through
 ``torch.compile`` (``--compile`` of the nbp stage).
 
     python bench/train_step.py [--model tiny] [--grid 3 12 12] [--batch 16] [--device cpu] [--no-compile]
@@ -58,7 +58,9 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    variants = [("fp32", "fp32", False), ("bf16", "bf16", False)] + ([("fp32 + torch.compile", "fp32", True)] if args.compile else [])
+    variants = [("fp32", "fp32", False), ("bf16", "bf16", False)]
+    if args.compile:
+        variants += [("fp32 + torch.compile", "fp32", True), ("bf16 + torch.compile", "bf16", True)]
     rows, base = [], None
     for name, precision, compiled in variants:
         if precision == "bf16" and not native_bf16(device):

@@ -41,11 +41,13 @@ def test_attention_cuda_matches_reference_like_cpu(shape, dtype):
         leaves = [t.to(device).requires_grad_() for t in (q, k, v)]
         out = block_causal_attention(*leaves, block, prefix, q_offset)
         grads = torch.autograd.grad(out, leaves, g.to(device))
-        results[device] = [out.cpu().double()] + [x.cpu().double() for x in grads]
+        results[device] = [out.detach().cpu().double()] + [x.cpu().double() for x in grads]
     for i, truth in enumerate([ref.detach()] + list(ref_grads)):
         err_cpu = float((results["cpu"][i] - truth).abs().max())
         err_cuda = float((results["cuda"][i] - truth).abs().max())
-        scale = float(truth.abs().max()) + 1e-6
+        # Inputs are unit normals, so values of order 1 set the rounding floor even where the exact
+        # result is 0 (one key: dK = 0 exactly, which the CPU kernel happens to reproduce bit for bit).
+        scale = max(float(truth.abs().max()), 1.0)
         assert err_cuda <= 2 * err_cpu + 8 * torch.finfo(dtype).eps * scale, (i, err_cuda, err_cpu)
 
 

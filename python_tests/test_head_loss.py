@@ -15,6 +15,7 @@ def reference(h, weight, target):
 @pytest.mark.parametrize("n,d,vocab,chunk", [(1, 8, 5, 1 << 20), (97, 33, 1000, 4096), (300, 16, 64, 64 * 7)])
 def test_matches_the_plain_head_and_loss_with_gradients(monkeypatch, n, d, vocab, chunk):
     monkeypatch.setattr(head_loss, "CHUNK_ELEMENTS", chunk)  # several chunks, the last one partial
+    monkeypatch.setattr(head_loss, "MIN_CHUNK_ROWS", 1)
     torch.manual_seed(0)
     h = torch.randn(n, d, dtype=torch.float64, requires_grad=True)
     w = torch.randn(vocab, d, dtype=torch.float64, requires_grad=True)
@@ -29,6 +30,16 @@ def test_matches_the_plain_head_and_loss_with_gradients(monkeypatch, n, d, vocab
     (ref * g).sum().backward()
     torch.testing.assert_close(hf.grad.double(), h.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(wf.grad.double(), w.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_chunks_keep_enough_rows_for_large_vocabularies():
+    """A chunk never drops under MIN_CHUNK_ROWS (the weight gradient is streamed once per chunk); small
+    vocabularies get the memory budget's rows; a GPU gets the larger budget."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert head_loss.chunk_rows(64000, cpu) == head_loss.MIN_CHUNK_ROWS
+    assert head_loss.chunk_rows(1000, cpu) == head_loss.CHUNK_ELEMENTS // 1000 > head_loss.MIN_CHUNK_ROWS
+    assert head_loss.chunk_rows(64000, cuda) == head_loss.CUDA_CHUNK_ELEMENTS // 64000 > head_loss.MIN_CHUNK_ROWS
+    assert head_loss.chunk_rows(10**9, cpu) == head_loss.MIN_CHUNK_ROWS
 
 
 def test_under_bf16_autocast_it_follows_the_plain_head():

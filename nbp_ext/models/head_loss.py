@@ -7,8 +7,10 @@ backward pass for the gradient (softmax minus one-hot, times the incoming gradie
 batch of 16 clips x 432 tokens and 1000 codes the full logits are 28 MB in fp32, with as many again
 for the log-softmax and each of its gradients: freshly allocated every step, their pages are
 faulted in every step, which cost more than the head's matmuls on a CPU. With the paper's 64 000
-codes they are 1.8 GB. A chunk is 4 MB at most, reused by the allocator. The price is the head's
-forward matmul done twice.
+codes they are 1.8 GB. A chunk holds at most 4 MB of logits on a CPU and 256 MB on a GPU (whose
+caching allocator reuses it), but never fewer than 256 rows: the weight's gradient (V, d) is read and
+written once per chunk, so with 64 000 codes a 4 MB chunk of 16 rows spent its time streaming that
+gradient (bench/head_loss.py). The price is the head's forward matmul done twice.
 
 The matmuls run in the dtype of the forward pass's own (h @ W^T): under bf16 autocast in bf16,
 both ways, like a plain ``nn.Linear`` head; the softmax and the loss are always fp32.
@@ -18,11 +20,15 @@ from __future__ import annotations
 
 import torch
 
-CHUNK_ELEMENTS = 1 << 20  # logits per chunk: 4 MB in fp32
+CHUNK_ELEMENTS = 1 << 20  # logits per chunk on a CPU: 4 MB in fp32
+CUDA_CHUNK_ELEMENTS = 1 << 26  # on a GPU: 256 MB in fp32
+MIN_CHUNK_ROWS = 256  # rows per chunk at least, whatever the vocabulary
 
 
-def _chunk_rows(vocab: int) -> int:
-    return max(1, CHUNK_ELEMENTS // max(vocab, 1))
+def chunk_rows(vocab: int, device: torch.device) -> int:
+    """Rows of logits computed at once for a vocabulary of ``vocab`` codes on ``device``."""
+    budget = CUDA_CHUNK_ELEMENTS if device.type == "cuda" else CHUNK_ELEMENTS
+    return max(MIN_CHUNK_ROWS, budget // max(vocab, 1), 1)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -31,7 +37,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         n, vocab = h.shape[0], weight.shape[0]
         loss = torch.empty(n, dtype=torch.float32, device=h.device)
         lse = torch.empty(n, dtype=torch.float32, device=h.device)
-        step = _chunk_rows(vocab)
+        step = chunk_rows(vocab, h.device)
         compute_dtype = h.dtype
         for i in range(0, n, step):
             logits = h[i : i + step] @ weight.T  # (c, V), in autocast's dtype when it is on
@@ -50,7 +56,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         hc, wc = h.to(dt), weight.to(dt)
         grad_h = torch.empty(h.shape, dtype=dt, device=h.device) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if ctx.needs_input_grad[1] else None
-        step = _chunk_rows(weight.shape[0])
+        step = chunk_rows(weight.shape[0], h.device)
         grad_loss = grad_loss.float()
         for i in range(0, h.shape[0], step):
             rows = hc[i : i + step]

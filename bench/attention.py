@@ -1,6 +1,7 @@
 """block_causal_attention against PyTorch's attention at B=2, H=8, N=1280, D=64 (--head-dim).
 
     python bench/attention.py [--device cpu|cuda] [--dtype float32] [--repeat 5] [--head-dim 64]
+                              [--batch 2] [--heads 8] [--seq 1280]
 
 Baselines, from one run: F.scaled_dot_product_attention with the dense boolean block-causal mask,
 FlexAttention with the equivalent block mask (forward only on CPU, where it has no backward), and
@@ -77,9 +78,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seq", type=int, default=1280)
     ap.add_argument("--head-dim", type=int, default=64, help="64; 32 for the tiny generators, 96 for the paper's 700M")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=8,
+                    help="8 by default; on a GPU, --batch 8 --heads 16 --seq 4096 fills the chip")
     args = ap.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    B, H, D, N = 2, 8, args.head_dim, args.seq
+    B, H, D, N = args.batch, args.heads, args.head_dim, args.seq
     cases = [(16, 0), (256, 0), (16, 256), (256, 256)]  # (block, prefix): rows and frames, w/o context
     print(f"machine: {machine()}")
     for backward in (False, True):

@@ -80,6 +80,9 @@ fi
     for dt in ${GPU_CHECK_ATTN_DTYPES:-bfloat16 float32}; do
       step "attention $dt" 240 "$PY" bench/attention.py --device cuda --dtype "$dt" --repeat 20
     done
+    step "attention bfloat16, a size that fills the GPU" 240 "$PY" bench/attention.py --device cuda \
+      --dtype bfloat16 --repeat 20 --batch 8 --heads 16 --seq 4096
+    step "head loss" 180 "$PY" bench/head_loss.py --device cuda --tokens 10240 --precision bf16 --repeat 10
     step "sampling" 120 "$PY" bench/sampling.py --device cuda --rows 256 4096 --repeat 20
     step "generate" 200 "$PY" bench/generate.py --device cuda --batch 1 8 --precision fp32 bf16 --repeat 3
     step "train step" 180 "$PY" bench/train_step.py --device cuda --no-compile --repeat 10 \

@@ -41,6 +41,25 @@ def _cuda_decision(torch) -> tuple[bool, str]:
     return False, reason
 
 
+def _check_shared_libstdcxx(module: Path) -> None:
+    """Fail the build if the module carries its own libstdc++ instead of loading the shared one: its
+    integer formatting would then use locale facets that the process never set up (error messages
+    with numbers come out empty, or crash). Skipped where readelf is missing or for non-ELF files."""
+    readelf = shutil.which("readelf")
+    if readelf is None or not module.exists():
+        return
+    out = subprocess.run([readelf, "-d", str(module)], capture_output=True, text=True)
+    if out.returncode != 0 or "(NEEDED)" not in out.stdout:
+        return
+    needed = [line for line in out.stdout.splitlines() if "(NEEDED)" in line]
+    if not any("libstdc++.so" in line or "libc++.so" in line for line in needed):
+        raise RuntimeError(
+            f"{module.name} was linked with a static libstdc++ (it needs no libstdc++.so), so its error "
+            "messages would be garbled or crash; build with a compiler that links libstdc++ dynamically, "
+            "e.g. CXX=/usr/bin/g++, and without -static-libstdc++ in LDFLAGS"
+        )
+
+
 class CMakeExtension(Extension):
     def __init__(self, name: str):
         super().__init__(name, sources=[])
@@ -80,6 +99,7 @@ class CMakeBuild(build_ext):
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         jobs = os.environ.get("NBP_BUILD_JOBS", str(os.cpu_count() or 2))
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "_C", "-j", jobs], check=True)
+        _check_shared_libstdcxx(Path(self.get_ext_fullpath(ext.name)).resolve())
 
 
 setup(

@@ -20,6 +20,28 @@ def test_build_info_describes_the_build():
     assert hasattr(torch.ops.nbp, "attention_fwd") and hasattr(torch.ops.nbp, "sample_block")
 
 
+def test_errors_raised_in_cpp_carry_their_numbers():
+    """An argument check inside the extension streams sizes into its message. A module that carries its
+    own static libstdc++ (which setup.py refuses) printed them empty here and crashed elsewhere; run in
+    a child process so that a crash fails this test instead of the whole run."""
+    code = (
+        "import torch\n"
+        "from nbp_ext.ops import sample_block\n"
+        "x = torch.zeros(2, 4, 30)\n"
+        "for u in (torch.zeros(2, 4, 31), None):\n"
+        "    try:\n"
+        "        sample_block(x if u is not None else torch.zeros(2, 4, 0), 0, 0, cfg_scale=2.0 if u is not None else None,\n"
+        "                     uncond_logits=u)\n"
+        "    except ValueError as e:\n"
+        "        print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert any("[2, 4, 30]" in line and "[2, 4, 31]" in line for line in lines), r.stdout
+    assert any("vocabulary" in line and line.rstrip().endswith("got 0") for line in lines), r.stdout
+
+
 def test_missing_extension_says_how_to_rebuild():
     """With _C hidden, using an op raises ExtensionNotBuiltError with the rebuild command."""
     code = (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .data import CLASS_NAMES, VideoError, read_clip, to_uint8_frames, write_video
+from .data import CLASS_NAMES, VideoError, read_clip, to_uint8_frames, viewing_scale, write_video
 from .data.video_reader import ClipSpec
 from .generate import SamplingConfig, generate
 from .hardware import require_native_bf16
@@ -115,7 +115,16 @@ def write_sample_grid(model: NBPTransformer, tokenizer: VideoTokenizer, path: Pa
     else:
         codes = generate(model, num_videos=max_videos if mcfg.condition == "none" else 4, seed=seed, sampling=sampling)
     model.train(was_training)
-    return write_video(path, to_uint8_frames(side_by_side(decode(tokenizer, codes)).cpu()), fps=8)
+    return write_videos(path, decode(tokenizer, codes))
+
+
+def write_videos(path: str | Path, videos: torch.Tensor, scale: int = 0) -> Path:
+    """Videos (B, 3, T, H, W) in [-1, 1] side by side into one file; ``scale`` 0: enlarged to at least
+    128 pixels high for viewing, else that whole-number enlargement (1: native size)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 0:
+        raise ValueError(f"--scale must be an int >= 0 (0: enlarge to 128 pixels high, 1: native), got {scale!r}")
+    return write_video(path, to_uint8_frames(side_by_side(videos).cpu()), fps=8,
+                       scale=scale or viewing_scale(videos.shape[3]))
 
 
 def _context_codes(model: NBPTransformer, tokenizer: VideoTokenizer, path: str, device) -> torch.Tensor:
@@ -150,6 +159,9 @@ def main(argv: list[str] | None = None) -> Path:
     add_sampling_arguments(ap)
     ap.add_argument("--out", default="video.mp4", help=".mp4 or .gif; the videos side by side")
     ap.add_argument("--save-tokens", action="store_true", help="also write the codes next to --out (.pt)")
+    ap.add_argument("--scale", type=int, default=0,
+                    help="enlarge each pixel N x N in the video file; 0 (default): enough for 128 pixels "
+                         "high (4x for 32-pixel clips); 1: native size")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
                     help="the generator's weights and activations: fp32 (the tokens run_engine's fp32 engines "
@@ -180,7 +192,7 @@ def main(argv: list[str] | None = None) -> Path:
             codes = generate(model, context, seed=args.seed, sampling=sampling)
         else:
             codes = generate(model, num_videos=args.num, seed=args.seed, sampling=sampling)
-        out = write_video(args.out, to_uint8_frames(side_by_side(decode(tokenizer, codes)).cpu()), fps=8)
+        out = write_videos(args.out, decode(tokenizer, codes), args.scale)
         if args.save_tokens:
             torch.save(codes.cpu(), Path(out).with_suffix(".pt"))
     except (ValueError, FileNotFoundError) as e:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from nbp_ext.data import (BadFileTracker, ClipSpec, DataConfig, TooManyBadFilesError, VideoError, VideoFileDataset,
-                          build_dataset, build_loader, collate_clips, list_files, read_clip, ucf101_files)
+                          build_dataset, build_loader, collate_clips, list_files, read_clip, ucf101_files,
+                          viewing_scale, write_video)
 
 
 def make_good_videos(root: Path, write_test_video) -> dict[str, Path]:
@@ -182,3 +183,19 @@ def test_too_many_bad_files_stop_with_a_clear_error(video_tree):
     with pytest.raises(TooManyBadFilesError, match="max_bad_fraction=0.3"):
         for i in range(len(ds)):
             tracker.update(collate_clips([ds[i]]))
+
+
+def test_write_video_enlarges_whole_pixels(tmp_path):
+    """scale repeats each pixel scale x scale times: a one-pixel red dot becomes a red square."""
+    assert [viewing_scale(h) for h in (32, 48, 128, 200)] == [4, 3, 1, 1]
+    frames = np.zeros((3, 16, 16, 3), dtype=np.uint8)
+    frames[:, 5, 9] = (255, 0, 0)
+    path = write_video(tmp_path / "dot.mp4", frames, scale=4)
+    with av.open(str(path)) as f:
+        got = [fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)]
+    assert len(got) == 3 and got[0].shape == (64, 64, 3)
+    block = got[1][21:23, 37:39].astype(int)  # inside the 4 x 4 square of the dot (rows 20-23, cols 36-39)
+    assert (block[..., 0] > 150).all() and (block[..., 1:] < 100).all(), block
+    assert got[1][5, 9].max() < 60  # where the dot was before enlarging: black
+    with pytest.raises(ValueError, match="scale"):
+        write_video(tmp_path / "bad.mp4", frames, scale=0)

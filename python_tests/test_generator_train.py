@@ -71,6 +71,7 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
     with av.open(str(out)) as f:
         frames = [fr for fr in f.decode(video=0)]
     assert len(frames) == 17 and frames[0].width >= 2 * 32
+    assert frames[0].height >= 128  # enlarged for viewing by default
     codes = torch.load(out.with_suffix(".pt"))
     assert codes.shape == (2, 5, 4, 4)
 

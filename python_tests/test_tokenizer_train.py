@@ -40,7 +40,7 @@ def test_run_folder_has_model_samples_logs_and_scores(trained_run):
     assert [p.name for p in samples] == ["step_0000002.mp4", "step_0000004.mp4"]
     with av.open(str(samples[0])) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    assert len(frames) == 9 and frames[0].shape == (32, 64, 3)  # original | reconstruction
+    assert len(frames) == 9 and frames[0].shape == (128, 256, 3)  # original | reconstruction, 4x enlarged
     scores = json.loads((run / "eval.json").read_text())
     assert scores["step"] == 4 and 0 < scores["psnr"] < 60 and -1 <= scores["ssim"] <= 1
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]

@@ -32,12 +32,24 @@ def _pick_codec(container: str) -> str:
     raise RuntimeError("PyAV has neither an H.264 nor an MPEG-4 encoder; write a .gif instead")
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0) -> Path:
-    """Write ``frames`` uint8 (T, H, W, 3) to ``path`` (.mp4, .avi or .gif); odd sizes are padded for H.264."""
+def viewing_scale(height: int, min_height: int = 128) -> int:
+    """The whole-number enlargement that makes a video of ``height`` pixels at least ``min_height``
+    high: small synthetic clips (32 or 48 pixels) are enlarged for viewing, since H.264 halves the
+    colour resolution and would smear their few-pixel objects."""
+    return max(1, -(-min_height // max(height, 1)))
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, scale: int = 1) -> Path:
+    """Write ``frames`` uint8 (T, H, W, 3) to ``path`` (.mp4, .avi or .gif), each pixel repeated
+    ``scale`` x ``scale`` times (nearest-neighbour enlargement); odd sizes are padded for H.264."""
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an int >= 1, got {scale!r}")
+    if scale > 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)  # (T, H * scale, W * scale, 3)
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in ("mp4", "avi", "gif"):
         raise ValueError(f"path must end in .mp4, .avi or .gif, got {path.name!r}")

@@ -50,8 +50,11 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   steps): python -m nbp_ext.evaluate recognises 0.43 of its reconstructions after 600 steps, 0.54
 #   after 894 (what 2.7 minutes give on 2 AVX2 cores) and 0.60 after 1500, and the shapes of the
 #   samples follow, while their motion needs the generator's steps (bench/RESULTS.md);
-# - 9 frames of 48x48 (3 x 12 x 12 = 432 tokens per clip), so that an object spans 4-6 codes and
-#   the generator still gets several passes over the set;
+# - 9 frames of 32x32 (3 x 8 x 8 = 192 tokens per clip): a generator step costs less than half of
+#   one at 48x48 (432 tokens), and the motion is learned in the extra steps. In the same 13.5
+#   minutes on 2 AVX512-BF16 cores (3799 generator steps against 1512) python -m nbp_ext.evaluate
+#   recognised 0.45 of the generated videos (shape 0.64, motion 0.72) at 32x32 against 0.26 (0.64,
+#   0.38) at 48x48; an object still spans 3-4 codes;
 # - 8000 training clips, so the generator sees each clip about 2.6 times (with 2000 it overfits:
 #   held-out loss 1.51 against 1.21 on training clips after 800 steps);
 # - generator steps of 16 clips, as many as fit in the rest of the quick preset's time (up to
@@ -64,7 +67,7 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 # - sample videos drawn from the 30 likeliest codes without a nucleus cut: top-p 0.9 removes the
 #   few-percent chance of an object starting at a position, so objects almost never appeared.
 PIPELINE_DEFAULTS = {
-    "tokenizer": ["--model", "patch", "--fsq-levels", "8,5,5,5", "--frames", "9", "--size", "48", "--train-clips", "8000",
+    "tokenizer": ["--model", "patch", "--fsq-levels", "8,5,5,5", "--frames", "9", "--size", "32", "--train-clips", "8000",
                   "--background", "plain", "--palette", "--batch-size", "8", "--lr", "1e-3", "--precision", "fp32"],
     "nbp": ["--start", "hybrid", "--sample-top-k", "30", "--sample-top-p", "1.0"],
 }
@@ -88,11 +91,12 @@ PIPELINE_PRESETS: dict[str, PipelinePreset] = {
     "quick": PipelinePreset(
         args={"tokenizer": ["--steps", "1500"], "nbp": ["--steps", "4000"]}, minutes=13.5,
         about="13.5 minutes on any machine: as many codec and generator steps as fit"),
-    # Fixed step counts, the same run everywhere: about 50 minutes on a 2-core AVX512-BF16 CPU.
+    # Fixed step counts, the same run everywhere, at 48x48: about 50 minutes on a 2-core AVX512-BF16 CPU.
     "long": PipelinePreset(
-        args={"tokenizer": ["--steps", "1500"], "tokenize": ["--train-clips", "20800"],
+        args={"tokenizer": ["--steps", "1500", "--size", "48"], "tokenize": ["--train-clips", "20800"],
               "nbp": ["--steps", "8000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"]},
-        about="fixed steps: the codec 1500, 20 800 clips tokenized, the generator 8000 (about 50 minutes on 2 cores)"),
+        about="48x48 frames, fixed steps: the codec 1500, 20 800 clips tokenized, the generator 8000 (about 50 "
+              "minutes on 2 cores)"),
 }
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_arguments, build_dataset, build_loader,
-                    data_config_from_args, to_uint8_frames, write_video)
+                    data_config_from_args, to_uint8_frames, viewing_scale, write_video)
 from ..models import TOKENIZER_SIZES, VideoTokenizer
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import all_reduce_mean, barrier, cleanup, setup_distributed, shared_run_dir
@@ -198,7 +198,8 @@ def evaluate(model: VideoTokenizer, val_set, clips: int, batch_size: int, device
 
 def _write_sample(run_dir: Path, step: int, sample: tuple[torch.Tensor, torch.Tensor]) -> Path:
     side = torch.cat(sample, dim=-1)  # (3, T, H, 2W): original | reconstruction
-    return write_video(run_dir / "samples" / f"step_{step:07d}.mp4", to_uint8_frames(side), fps=8)
+    return write_video(run_dir / "samples" / f"step_{step:07d}.mp4", to_uint8_frames(side), fps=8,
+                       scale=viewing_scale(side.shape[2]))
 
 
 def train_tokenizer(cfg: TokenizerTrainConfig, data_cfg: DataConfig) -> Path:

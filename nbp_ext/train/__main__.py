@@ -52,9 +52,10 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   samples follow, while their motion needs the generator's steps (bench/RESULTS.md);
 # - 9 frames of 32x32 (3 x 8 x 8 = 192 tokens per clip): a generator step costs less than half of
 #   one at 48x48 (432 tokens), and the motion is learned in the extra steps. In the same 13.5
-#   minutes on 2 AVX512-BF16 cores (3799 generator steps against 1512) python -m nbp_ext.evaluate
-#   recognised 0.45 of the generated videos (shape 0.64, motion 0.72) at 32x32 against 0.26 (0.64,
-#   0.38) at 48x48; an object still spans 3-4 codes;
+#   minutes on 2 AVX512-BF16 cores (3799 and 3928 generator steps against 1512)
+#   python -m nbp_ext.evaluate recognised 0.45 and 0.35 of the generated videos in two runs at 32x32
+#   (motion 0.72 and 0.56) against 0.26 (motion 0.38) at 48x48, the shapes alike (0.63-0.64); an
+#   object still spans 3-4 codes;
 # - 8000 training clips, so the generator sees each clip about 2.6 times (with 2000 it overfits:
 #   held-out loss 1.51 against 1.21 on training clips after 800 steps);
 # - generator steps of 16 clips, as many as fit in the rest of the quick preset's time (up to

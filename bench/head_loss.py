@@ -50,22 +50,24 @@ def main() -> None:
                 h.grad = w.grad = None
             return go
 
-        def with_rule(elements, min_rows):
+        def with_rule(**rule):
+            """linear_cross_entropy with the module's chunk constants set to ``rule`` for the call."""
             def go():
-                saved = head_loss.CHUNK_ELEMENTS, head_loss.CUDA_CHUNK_ELEMENTS, head_loss.MIN_CHUNK_ROWS
-                head_loss.CHUNK_ELEMENTS, head_loss.MIN_CHUNK_ROWS = elements or saved[0], min_rows
-                if elements:
-                    head_loss.CUDA_CHUNK_ELEMENTS = elements
+                saved = {name: getattr(head_loss, name) for name in rule}
+                for name, value in rule.items():
+                    setattr(head_loss, name, value)
                 try:
                     return head_loss.linear_cross_entropy(h, w, t)
                 finally:
-                    head_loss.CHUNK_ELEMENTS, head_loss.CUDA_CHUNK_ELEMENTS, head_loss.MIN_CHUNK_ROWS = saved
+                    for name, value in saved.items():
+                        setattr(head_loss, name, value)
             return go
 
         variants = {
             "plain head + cross_entropy": lambda: F.cross_entropy(F.linear(h, w).float(), t, reduction="none"),
-            "chunks of 4 MB (former rule)": with_rule(1 << 20, 1),
-            "linear_cross_entropy": with_rule(None, head_loss.MIN_CHUNK_ROWS),
+            "chunks of 4 MB (former rule)": with_rule(CHUNK_ELEMENTS=1 << 20, CUDA_CHUNK_ELEMENTS=1 << 20,
+                                                      MIN_CHUNK_ROWS=1),
+            "linear_cross_entropy": with_rule(),
         }
         times, peaks = {}, {}
         for name, fn in variants.items():

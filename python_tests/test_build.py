@@ -27,11 +27,11 @@ def test_errors_raised_in_cpp_carry_their_numbers():
     code = (
         "import torch\n"
         "from nbp_ext.ops import sample_block\n"
-        "x = torch.zeros(2, 4, 30)\n"
-        "for u in (torch.zeros(2, 4, 31), None):\n"
+        "calls = [lambda: sample_block(torch.zeros(2, 4, 30), 0, 0, cfg_scale=2.0, uncond_logits=torch.zeros(2, 4, 31)),\n"
+        "         lambda: sample_block(torch.zeros(2, 4, 0), 0, 0)]\n"
+        "for call in calls:\n"
         "    try:\n"
-        "        sample_block(x if u is not None else torch.zeros(2, 4, 0), 0, 0, cfg_scale=2.0 if u is not None else None,\n"
-        "                     uncond_logits=u)\n"
+        "        call()\n"
         "    except ValueError as e:\n"
         "        print(e)\n"
     )

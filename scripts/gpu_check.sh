@@ -9,7 +9,8 @@
 #
 # Knobs: NBP_CUDA_ARCHS (default 80;90), GPU_CHECK_OUT (where the result file and logs go),
 # GPU_CHECK_FULL=1 (the whole test suite instead of the GPU-relevant files),
-# GPU_CHECK_BENCH=0 (no benchmarks), GPU_CHECK_PIPELINE_MIN (minutes for the pipeline smoke run,
+# GPU_CHECK_BENCH=0 (no benchmarks), GPU_CHECK_ATTN_DTYPES (default "bfloat16 float32"),
+# GPU_CHECK_PIPELINE_MIN (minutes for the pipeline smoke run,
 # default 2; 0 skips it).
 # Every step runs even when an earlier one fails; the exit status is non-zero if any failed.
 set -uo pipefail

@@ -28,7 +28,7 @@ MIN_CHUNK_ROWS = 256  # rows per chunk at least, whatever the vocabulary
 def chunk_rows(vocab: int, device: torch.device) -> int:
     """Rows of logits computed at once for a vocabulary of ``vocab`` codes on ``device``."""
     budget = CUDA_CHUNK_ELEMENTS if device.type == "cuda" else CHUNK_ELEMENTS
-    return max(MIN_CHUNK_ROWS, budget // max(vocab, 1), 1)
+    return max(MIN_CHUNK_ROWS, budget // max(vocab, 1))
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

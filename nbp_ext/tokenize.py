@@ -72,7 +72,7 @@ def _resolve_data(args: argparse.Namespace, tokenizer_dir: Path) -> DataConfig:
     given = {"dataset": args.dataset, "root": args.root, "train_list": args.train_list, "val_list": args.val_list,
              "fold": args.fold, "frames": args.frames, "size": args.size, "fps": args.fps,
              "train_clips": args.train_clips, "val_clips": args.val_clips, "seed": args.data_seed,
-             "background": args.background, "palette": args.palette}
+             "background": args.background, "palette": args.palette, "object_scale": args.object_scale}
     if given["dataset"] is not None and given["dataset"] != base["dataset"]:
         base.update({k: None for k in ("root", "train_list", "val_list")})
     return DataConfig(**{**base, **{k: v for k, v in given.items() if v is not None}})

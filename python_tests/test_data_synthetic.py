@@ -115,3 +115,27 @@ def test_palette_moves_colours_to_the_fixed_ones_and_keeps_the_shapes():
         if not (mf[:, 0, 0].any() or mp[:, 0, 0].any()):  # the corner is background in every frame
             assert (mf == mp).mean() > 0.99
     assert not SyntheticVideoDataset(num_clips=1).config.palette  # the default set keeps any colour
+
+
+def _commonest_colour(video: np.ndarray) -> np.ndarray:
+    colours, counts = np.unique(video.reshape(-1, 3), axis=0, return_counts=True)
+    return colours[counts.argmax()]
+
+
+def test_object_scale_grows_the_objects_and_keeps_class_and_colours():
+    base = SyntheticVideoDataset(num_clips=12, frames=5, size=48, background="plain", palette=True)
+    big = SyntheticVideoDataset(num_clips=12, frames=5, size=48, background="plain", palette=True, object_scale=1.5)
+    for i in range(12):
+        (vb, lb), (vg, lg) = base.clip(i), big.clip(i)
+        assert lb == lg
+        background = _commonest_colour(vb)
+        assert np.array_equal(_commonest_colour(vg), background)
+        # the object: the pixels unlike the flat background; its area grows with the square of the scale
+        ratio = (~(vg == background).all(-1)).sum() / (~(vb == background).all(-1)).sum()
+        assert 1.6 < ratio < 2.9, ratio  # 2.25 up to anti-aliased edges
+    cfg = DataConfig(frames=5, size=32, train_clips=2, background="plain", object_scale=1.5)
+    assert build_dataset(cfg, "train").config.object_scale == 1.5
+    assert SyntheticVideoDataset(num_clips=1).config.object_scale == 1.0
+    for bad in (0.1, 2.5):
+        with pytest.raises(ValueError, match=f"object_scale must be in \\[0.25, 2\\], got {bad}"):
+            SyntheticVideoDataset(num_clips=1, object_scale=bad)

@@ -184,6 +184,7 @@ def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
     assert args.model == "patch" and args.size % 4 == 0 and (args.frames - 1) % 4 == 0
     assert args.background == "plain" and args.palette and args.precision == "fp32"
+    assert args.object_scale == 1.5 and args.loss == "l2"  # shapes a /4 codec keeps in minutes
     args = build_parser().parse_args(["nbp", *PIPELINE_DEFAULTS["nbp"]])
     assert args.start == "hybrid" and args.sample_top_p == 1.0
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()

@@ -33,6 +33,7 @@ class DataConfig:
     seed: int = 0
     background: str = "textured"  # synthetic only: textured or plain
     palette: bool = False  # synthetic only: object and background colours from a few fixed ones
+    object_scale: float = 1.0  # synthetic only: object size relative to the default set's
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -51,7 +52,7 @@ def build_dataset(cfg: DataConfig, split: str, position: str | None = None) -> D
     if cfg.dataset == "synthetic":
         n = cfg.train_clips if split == "train" else cfg.val_clips
         return SyntheticVideoDataset(num_clips=n, frames=cfg.frames, size=cfg.size, split=split, seed=cfg.seed,
-                                     background=cfg.background, palette=cfg.palette)
+                                     background=cfg.background, palette=cfg.palette, object_scale=cfg.object_scale)
     spec = ClipSpec(frames=cfg.frames, size=cfg.size, fps=cfg.fps or DEFAULT_FPS[cfg.dataset],
                     position=position or ("random" if split == "train" else "center"))
     if cfg.dataset == "ucf101":
@@ -92,10 +93,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
                    help="synthetic: textured backgrounds (default) or plain ones of the same colours")
     g.add_argument("--palette", action=argparse.BooleanOptionalAction, default=d["palette"],
                    help="synthetic: object and background colours from six fixed ones each (default: any colour)")
+    g.add_argument("--object-scale", type=float, default=d["object_scale"],
+                   help="synthetic: object size relative to the default set's (0.25 to 2; same positions, motions "
+                        "and colours for the same seed)")
 
 
 def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     return DataConfig(dataset=args.dataset, root=args.root, train_list=args.train_list, val_list=args.val_list,
                       fold=args.fold, frames=args.frames, size=args.size, fps=args.fps, train_clips=args.train_clips,
                       val_clips=args.val_clips, seed=args.data_seed, background=args.background,
-                      palette=args.palette)
+                      palette=args.palette, object_scale=args.object_scale)

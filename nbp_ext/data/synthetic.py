@@ -10,6 +10,7 @@ Two switches make an easier set for models that must learn in minutes, with the 
 motion and position for the same seed: ``background="plain"`` draws a flat background of the base
 colour instead of the texture, and ``palette=True`` moves the object's and the background's
 colours to the nearest of a few fixed ones (``OBJECT_PALETTE``, ``BACKGROUND_PALETTE``).
+``object_scale`` multiplies the objects' size (their paths keep clear of the borders by the new size).
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ class SyntheticConfig:
     seed: int = 0
     background: str = "textured"
     palette: bool = False
+    object_scale: float = 1.0
 
     def __post_init__(self):
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {self.split!r}")
+        if not 0.25 <= self.object_scale <= 2.0:
+            raise ValueError(f"object_scale must be in [0.25, 2], got {self.object_scale}")
         if self.frames < 1 or self.size < 8 or self.num_clips < 1:
             raise ValueError(f"frames must be >= 1, size >= 8 and num_clips >= 1, got {self.frames}, {self.size}, {self.num_clips}")
 
@@ -130,7 +134,7 @@ def _background(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray, plain:
 
 
 def render_clip(seed_seq: np.random.SeedSequence, frames: int, size: int, background: str = "textured",
-                palette: bool = False) -> tuple[np.ndarray, int]:
+                palette: bool = False, object_scale: float = 1.0) -> tuple[np.ndarray, int]:
     """One clip as uint8 (T, H, W, 3) and its class index."""
     rng = np.random.default_rng(seed_seq)
     shape_id, motion_id = int(rng.integers(len(SHAPES))), int(rng.integers(len(MOTIONS)))
@@ -145,7 +149,7 @@ def render_clip(seed_seq: np.random.SeedSequence, frames: int, size: int, backgr
     digit = int(rng.integers(10))
 
     t = np.arange(frames, dtype=np.float32)[:, None, None]  # (T, 1, 1)
-    radius = rng.uniform(0.16, 0.24)
+    radius = rng.uniform(0.16, 0.24) * object_scale
     angle0 = rng.uniform(0, 2 * np.pi)
     cx0, cy0 = rng.uniform(radius, 1 - radius, size=2)
     cx, cy, angle, scale = np.full_like(t, cx0), np.full_like(t, cy0), np.full_like(t, angle0), np.full_like(t, radius)
@@ -188,7 +192,7 @@ class SyntheticVideoDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index must be in [0, {len(self)}), got {index}")
         return render_clip(self.seed_sequence(index), self.config.frames, self.config.size, self.config.background,
-                           self.config.palette)
+                           self.config.palette, self.config.object_scale)
 
     def __getitem__(self, index: int) -> dict:
         frames, label = self.clip(index)

@@ -46,10 +46,17 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   steps and an object in nearly every sample, 0.47 after 1300 (0.50 with rotary theta 10 000);
 # - the patch codec (space /4, started from PCA, borders padded by repetition), which reconstructs
 #   the synthetic shapes within a minute, where the causal CNN needs hours to leave its blurry early
-#   plateau; in fp32, since bf16 cost it 0.7 dB; a fifth of the quick preset's time (up to 1500
+#   plateau; in fp32, since bf16 cost it 0.7 dB; a fifth of the quick preset's time (up to 3000
 #   steps): python -m nbp_ext.evaluate recognises 0.43 of its reconstructions after 600 steps, 0.54
 #   after 894 (what 2.7 minutes give on 2 AVX2 cores) and 0.60 after 1500, and the shapes of the
 #   samples follow, while their motion needs the generator's steps (bench/RESULTS.md);
+# - the codec trained with the L2 loss, not L1: after the same 1500 steps python -m nbp_ext.evaluate
+#   recognised 0.63 of its reconstructions against 0.55 (26.3 against 24.4 dB), with straight edges
+#   where L1 left round blobs;
+# - objects 1.5 times the default set's size (--object-scale 1.5): at 32x32 a default object spans
+#   2-3 codes and its edges are what the codec loses; at 1.5x the L2 codec's reconstructions are
+#   recognised 0.85 of the time after 1500 steps (shape 0.93; real clips 0.96) and 0.91 after 3000
+#   (shape 0.98), so the quick preset lets the codec train up to 3000 steps in its fifth of the time;
 # - 9 frames of 32x32 (3 x 8 x 8 = 192 tokens per clip): a generator step costs less than half of
 #   one at 48x48 (432 tokens), and the motion is learned in the extra steps. In the same 13.5
 #   minutes on 2 AVX512-BF16 cores (3799 and 3928 generator steps against 1512)
@@ -69,7 +76,8 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 #   few-percent chance of an object starting at a position, so objects almost never appeared.
 PIPELINE_DEFAULTS = {
     "tokenizer": ["--model", "patch", "--fsq-levels", "8,5,5,5", "--frames", "9", "--size", "32", "--train-clips", "8000",
-                  "--background", "plain", "--palette", "--batch-size", "8", "--lr", "1e-3", "--precision", "fp32"],
+                  "--background", "plain", "--palette", "--object-scale", "1.5", "--batch-size", "8", "--lr", "1e-3",
+                  "--precision", "fp32", "--loss", "l2"],
     "nbp": ["--start", "hybrid", "--sample-top-k", "30", "--sample-top-p", "1.0"],
 }
 
@@ -90,7 +98,7 @@ class PipelinePreset:
 PIPELINE_PRESETS: dict[str, PipelinePreset] = {
     # Ends within 15 minutes on any 2-core CPU: what the machine does in 13.5 minutes.
     "quick": PipelinePreset(
-        args={"tokenizer": ["--steps", "1500"], "nbp": ["--steps", "4000"]}, minutes=13.5,
+        args={"tokenizer": ["--steps", "3000"], "nbp": ["--steps", "4000"]}, minutes=13.5,
         about="13.5 minutes on any machine: as many codec and generator steps as fit"),
     # Fixed step counts, the same run everywhere, at 48x48: about 50 minutes on a 2-core AVX512-BF16 CPU.
     "long": PipelinePreset(

@@ -200,7 +200,7 @@ def test_pipeline_presets_override_the_defaults_and_need_no_stage(capsys):
                 for name in PIPELINE}
 
     long = parse("long")
-    assert long["tokenizer"].steps == 1500 and long["tokenize"].train_clips == 20800 and long["nbp"].steps == 8000
+    assert long["tokenizer"].steps == 6000 and long["tokenize"].train_clips == 24000 and long["nbp"].steps == 12000
     assert long["tokenizer"].time_limit is None and long["nbp"].time_limit is None
     # quick: the stages' --steps are ceilings under the whole run's time limit; the tokenizer gets its
     # share, the generator what is left when it starts

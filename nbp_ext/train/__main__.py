@@ -100,12 +100,12 @@ PIPELINE_PRESETS: dict[str, PipelinePreset] = {
     "quick": PipelinePreset(
         args={"tokenizer": ["--steps", "3000"], "nbp": ["--steps", "4000"]}, minutes=13.5,
         about="13.5 minutes on any machine: as many codec and generator steps as fit"),
-    # Fixed step counts, the same run everywhere, at 48x48: about 50 minutes on a 2-core AVX512-BF16 CPU.
+    # Fixed step counts, the same run everywhere: about 45 minutes on a 2-core AVX512-BF16 CPU.
     "long": PipelinePreset(
-        args={"tokenizer": ["--steps", "1500", "--size", "48"], "tokenize": ["--train-clips", "20800"],
-              "nbp": ["--steps", "8000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"]},
-        about="48x48 frames, fixed steps: the codec 1500, 20 800 clips tokenized, the generator 8000 (about 50 "
-              "minutes on 2 cores)"),
+        args={"tokenizer": ["--steps", "6000"], "tokenize": ["--train-clips", "24000"],
+              "nbp": ["--steps", "12000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"]},
+        about="fixed steps: the codec 6000, 24 000 clips tokenized, the generator 12 000 (about 45 minutes on 2 "
+              "cores)"),
 }
 
 

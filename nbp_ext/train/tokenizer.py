@@ -106,7 +106,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--warmup", type=int, default=d.warmup, help="linear warmup steps, then cosine decay")
     g.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
-    g.add_argument("--loss", choices=("l1", "l2"), default=d.loss, help="reconstruction loss")
+    g.add_argument("--loss", choices=("l1", "l2"), default=d.loss,
+                   help="reconstruction loss (the no-argument pipeline trains the patch codec with l2, which keeps "
+                        "straight edges and corners where l1 leaves round blobs)")
     g.add_argument("--init-clips", type=int, default=d.init_clips, help="training clips whose PCA starts the patch codec")
     g = p.add_argument_group("perceptual loss (off unless --vgg-weights is given; nothing is downloaded)")
     g.add_argument("--vgg-weights", default=None, help="local VGG16 state dict (.pth/.safetensors, torchvision keys); turns the perceptual loss on")

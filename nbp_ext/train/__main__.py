@@ -53,8 +53,9 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
 # - the codec trained with the L2 loss, not L1: after the same 1500 steps python -m nbp_ext.evaluate
 #   recognised 0.63 of its reconstructions against 0.55 (26.3 against 24.4 dB), with straight edges
 #   where L1 left round blobs;
-# - objects 1.5 times the default set's size (--object-scale 1.5): at 32x32 a default object spans
-#   2-3 codes and its edges are what the codec loses; at 1.5x the L2 codec's reconstructions are
+# - objects 1.5 times the default set's size (--object-scale 1.5): at 32x32 a default object is 2-3
+#   codes wide, so nearly every code it touches holds an edge, and edges are what the codec loses
+#   (3-5 codes wide at 1.5x, with flat codes inside); at 1.5x the L2 codec's reconstructions are
 #   recognised 0.85 of the time after 1500 steps (shape 0.93; real clips 0.96) and 0.91 after 3000
 #   (shape 0.98), so the quick preset lets the codec train up to 3000 steps in its fifth of the time;
 # - 9 frames of 32x32 (3 x 8 x 8 = 192 tokens per clip): a generator step costs less than half of

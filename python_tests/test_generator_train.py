@@ -12,6 +12,7 @@ import torch
 from nbp_ext.hardware import native_bf16
 from nbp_ext.models import NBPTransformer, VideoTokenizer
 from nbp_ext.train.__main__ import main as train_main
+from nbp_ext.train.checkpoint import complete_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--model", "tiny", "--batch-size", "8", "--warmup", "5", "--log-every", "1", "--no-progress",
@@ -34,6 +35,11 @@ def token_run(tmp_path_factory) -> Path:
 def nbp_args(token_run: Path, run_dir: Path, *extra: str) -> list[str]:
     return ["nbp", "--tokens", str(token_run / "tokens"), "--tokenizer", str(token_run / "tokenizer"),
             "--run-dir", str(run_dir), *FAST, *extra]
+
+
+def latest_state(run: Path) -> dict:
+    """The training state of a run's latest finished checkpoint."""
+    return json.loads((complete_checkpoints(run)[-1] / "train_state.json").read_text())
 
 
 def weights(run_dir: Path) -> dict:
@@ -60,7 +66,7 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
 
     with av.open(str(samples[0])) as f:
         assert f.streams.video[0].width >= 12 * 32  # one video per class, all 12
-    assert (run / "tb").is_dir() and (run / "checkpoint.pt").is_file() and (run / "generator.json").is_file()
+    assert (run / "tb").is_dir() and complete_checkpoints(run) and (run / "generator.json").is_file()
     lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("loss_pos/000" in l for l in lines)
 
@@ -98,8 +104,8 @@ def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path,
     train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.1", "--eval-every", "5",
                         "--sample-every", "1000", "--ckpt-every", "5"))
     printed = capsys.readouterr().out
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
-    planned = ckpt["train_config"]["steps"]
+    ckpt = latest_state(run)
+    planned = ckpt["config"]["steps"]
     assert 10 <= planned < 100000 and ckpt["step"] == planned, (planned, ckpt["step"])
     assert f"finished in " in printed and f"-minute limit: {planned} steps of " in printed and "(--steps 100000)" in printed
     # the learning rate came down to the schedule's floor (0.1 x peak) at the planned step
@@ -108,7 +114,7 @@ def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path,
     assert json.loads((run / "eval.json").read_text())["step"] == planned
     assert list((run / "samples").glob("*.mp4"))
     train_main(["nbp", "--resume", str(run), "--no-progress"])  # nothing left to do: the plan stands
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == planned
+    assert latest_state(run)["step"] == planned
     with pytest.raises(SystemExit, match="--time-limit must be > 0 minutes, got 0"):
         train_main(nbp_args(token_run, tmp_path / "bad", "--time-limit", "0"))
 

@@ -1,24 +1,28 @@
 """Training of the judge classifier (``classifier.py``) on the real clips of a data set.
 
 The clips are read once into memory as uint8 (3000 clips of 9x48x48 take 62 MB), so training costs
-the network only: on 2 CPU cores the default 1500 steps of 32 clips take about 2 minutes and reach
+the network only: on 2 CPU cores the default 1500 steps of 32 clips (with the training loop of ``nbp_ext.train``) take about 2 minutes and reach
 about 96% held-out accuracy on the embedded set's easy variant (``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from ..data.builder import DataConfig, build_dataset, build_loader
 from ..data.video_writer import to_uint8
-from ..train.progress import StepProgress
-from ..train.schedule import build_optimizer, warmup_cosine
+from ..train.distributed import DistInfo
+from ..train.loop import Stage, train
+from ..train.options import LoopOptions
+from ..train.schedule import build_optimizer
 from .classifier import ClipClassifier, ClipClassifierConfig
 
 
@@ -80,9 +84,36 @@ def accuracy(model: ClipClassifier, videos: torch.Tensor, labels: torch.Tensor) 
     return float((pred == labels.cpu()).float().mean())
 
 
+class ClassifierStage(Stage):
+    """The judge classifier as a stage of the training loop, over clips held in memory."""
+
+    name, title, method = "classifier", "classifier", "forward"
+    cpu_bf16 = False
+
+    def __init__(self, cfg: LoopOptions, info: DistInfo, videos: torch.Tensor, labels: torch.Tensor,
+                 model_config: ClipClassifierConfig):
+        self.cfg, self.info = cfg, info
+        self.data = TensorDataset(videos, labels)
+        self.train_size = len(self.data)
+        self.model = ClipClassifier(model_config).to(info.device)
+
+    def optimizer(self, model, cfg):
+        return build_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
+
+    def loader(self, order):
+        return DataLoader(self.data, batch_size=self.cfg.batch_size, sampler=order, drop_last=True)
+
+    def loss(self, call, batch):
+        videos, labels = batch
+        x, y = to_float(videos).to(self.info.device), labels.to(self.info.device)  # (B, 3, T, H, W), (B,)
+        loss = F.cross_entropy(call(x), y)
+        return loss, {"loss": loss.detach()}
+
+
 def train_classifier(data: DataConfig, training: ClassifierTraining | None = None, device: torch.device | None = None,
-                     progress: bool = True, log=print) -> tuple[ClipClassifier, dict]:
-    """Train the classifier on ``training.clips`` clips of ``data``'s training split; returns it and a
+                     progress: bool = True, log=print, run_dir: str | Path | None = None) -> tuple[ClipClassifier, dict]:
+    """Train the classifier on ``training.clips`` clips of ``data``'s training split with the training
+    loop (its checkpoints and logs in ``run_dir``, a temporary folder when None); returns it and a
     record (held-out accuracy on ``training.val_clips`` clips of the validation split, clip counts, time)."""
     t = training or ClassifierTraining()
     device = device or torch.device("cpu")
@@ -92,25 +123,21 @@ def train_classifier(data: DataConfig, training: ClassifierTraining | None = Non
     log(f"classifier: reading {len(train_set)} training clips of {data.dataset} ({data.frames}x{data.size}x{data.size})")
     videos, labels = read_clips(train_set)
     val_videos, val_labels = read_clips(split_dataset(data, "val", t.val_clips, t.seed))
-    torch.manual_seed(t.seed)
-    model = ClipClassifier(ClipClassifierConfig(num_classes=num_classes, frames=data.frames, size=data.size,
-                                                width=t.width)).to(device)
-    opt = build_optimizer(model.parameters(), t.lr, t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(t.warmup, t.steps, min_ratio=0.0))
-    gen = torch.Generator().manual_seed(t.seed)
-    bar = StepProgress(t.steps, desc="classifier", enabled=progress)
-    model.train()
-    for _ in range(t.steps):
-        idx = torch.randint(0, videos.shape[0], (t.batch_size,), generator=gen)
-        x, y = to_float(videos[idx]).to(device), labels[idx].to(device)  # (B, 3, T, H, W), (B,)
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.step(t.batch_size, loss=loss.item())
-    bar.close()
-    model.eval()
+    model_config = ClipClassifierConfig(num_classes=num_classes, frames=data.frames, size=data.size, width=t.width)
+    stages: list[ClassifierStage] = []
+
+    def build(cfg, info):
+        stages.append(ClassifierStage(cfg, info, videos, labels, model_config))
+        return stages[-1]
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(run_dir) if run_dir is not None else Path(scratch) / "classifier"
+        loop_cfg = LoopOptions(steps=t.steps, batch_size=min(t.batch_size, int(videos.shape[0])), lr=t.lr, weight_decay=t.weight_decay,
+                               warmup=t.warmup, lr_floor=0.0, eval_every=t.steps, sample_every=t.steps,
+                               ckpt_every=t.steps, log_every=max(1, t.steps // 20), run_dir=str(folder), seed=t.seed,
+                               device=str(device), precision="fp32", progress=progress)
+        train(loop_cfg, build)
+    model = stages[-1].model.eval()
     record = {"held_out_accuracy": accuracy(model, val_videos, val_labels), "train_clips": int(videos.shape[0]),
               "val_clips": int(val_videos.shape[0]), "steps": t.steps, "seconds": round(time.perf_counter() - t0, 1),
               "data": dataclasses.asdict(data), "class_names": list(getattr(train_set, "class_names", []))}

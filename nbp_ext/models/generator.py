@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from ..ops import block_causal_attention
 from .generator_config import NBP_SIZES, NBPConfig, nbp_config_from_name
@@ -134,6 +135,16 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         self.register_buffer("video_frame", frame, persistent=False)  # (video_len,)
         self.num_video_frames = cfg.grid[0] - (cfg.context_frames if cfg.condition == "frames" else 0)
         self.apply(self._init_weights)
+        self.activation_checkpointing = False  # set by the training loop (set_activation_checkpointing)
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Keep only each block's input in the forward pass and recompute the block in the backward."""
+        self.activation_checkpointing = enabled
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """The submodules sharded on their own under FSDP: the transformer blocks (the root holds the
+        embeddings, the final norm and the head)."""
+        return list(self.blocks)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -203,7 +214,10 @@ class NBPTransformer(nn.Module, PretrainedMixin):
             x = x + self.pos_emb.weight[pos : pos + n]
         rope = self._rope(pos, n)
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, None if caches is None else caches[i], pos)
+            if self.activation_checkpointing and caches is None and torch.is_grad_enabled():
+                x = checkpoint(block, x, rope, None, pos, use_reentrant=False)  # recomputed in the backward pass
+            else:
+                x = block(x, rope, None if caches is None else caches[i], pos)
         return self.norm(x)
 
     # ---- training ---------------------------------------------------------------------------

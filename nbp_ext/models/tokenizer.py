@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .fsq import FSQ
 from .pretrained import PretrainedMixin
 from .registry import config_from_name
-from .tokenizer_blocks import CausalConv3d, Downsample, ResBlock, Upsample, norm
+from .tokenizer_blocks import CausalConv3d, Downsample, ResBlock, Upsample, norm, run_layers
 from .tokenizer_config import TOKENIZER_SIZES, VideoTokenizerConfig
 from .tokenizer_patch import PatchDecoder, PatchEncoder, fit_pca
 
@@ -35,9 +35,10 @@ class Encoder(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.norm_out = norm(ch[3])
         self.conv_out = CausalConv3d(ch[3], out_channels, kernel=(1, 1, 1))
+        self.checkpointed = False  # activation checkpointing of each layer (set by the training loop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, T, H, W) -> (B, C, T', H/8, W/8)
-        h = self.layers(self.conv_in(x))
+        h = run_layers(self.layers, self.conv_in(x), self.checkpointed)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -54,13 +55,14 @@ class Decoder(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.norm_out = norm(ch[0])
         self.conv_out = CausalConv3d(ch[0], cfg.in_channels)
+        self.checkpointed = False  # activation checkpointing of each layer (set by the training loop)
 
     @property
     def last_layer_weight(self) -> torch.Tensor:
         return self.conv_out.conv.weight
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, C, T', H', W') -> (B, 3, T, 8H', 8W')
-        h = self.layers(self.conv_in(z))
+        h = run_layers(self.layers, self.conv_in(z), self.checkpointed)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -86,6 +88,17 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
     @classmethod
     def from_name(cls, size: str, **overrides) -> "VideoTokenizer":
         return cls(config_from_name(TOKENIZER_SIZES, VideoTokenizerConfig, size, **overrides))
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Recompute each encoder and decoder layer in the backward pass instead of keeping its activations."""
+        self.encoder.checkpointed = self.decoder.checkpointed = enabled
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """The submodules sharded on their own under FSDP (the rest belongs to the root): the CNN's
+        layers, or the patch codec's corrections."""
+        if self.config.arch == "patch":
+            return [self.encoder.correction, self.decoder.correction]
+        return [*self.encoder.layers, *self.decoder.layers]
 
     @property
     def codebook_size(self) -> int:

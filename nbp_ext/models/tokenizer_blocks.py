@@ -9,6 +9,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+def run_layers(layers: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """``layers(x)``; with ``checkpointed`` (and gradients on) each layer's activations are recomputed in
+    the backward pass instead of kept (activation checkpointing)."""
+    for layer in layers:
+        x = checkpoint(layer, x, use_reentrant=False) if checkpointed and torch.is_grad_enabled() else layer(x)
+    return x
 
 
 class CausalConv3d(nn.Module):

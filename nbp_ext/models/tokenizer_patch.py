@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .tokenizer_blocks import run_layers
+
 TIME_PATCH = 4
 
 
@@ -67,10 +69,11 @@ class PatchEncoder(nn.Module):
         dim = in_channels * TIME_PATCH * patch * patch
         self.linear = _conv(dim, out_channels)
         self.correction = Correction(dim, out_channels, width, depth, padding)
+        self.checkpointed = False  # activation checkpointing of the correction (set by the training loop)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:  # (B, 3, T, H, W) -> (B, C, T', H/p, W/p)
         x = patchify(video, self.patch)
-        return self.linear(x) + self.correction(x)
+        return self.linear(x) + run_layers(self.correction, x, self.checkpointed)
 
 
 class PatchDecoder(nn.Module):
@@ -80,13 +83,15 @@ class PatchDecoder(nn.Module):
         dim = out_channels * TIME_PATCH * patch * patch
         self.linear = _conv(in_channels, dim)
         self.correction = Correction(in_channels, dim, width, depth, padding)
+        self.checkpointed = False  # activation checkpointing of the correction (set by the training loop)
 
     @property
     def last_layer_weight(self) -> torch.Tensor:
         return self.correction[-1].weight
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:  # (B, C, T', H', W') -> (B, 3, T, pH', pW')
-        return unpatchify(self.linear(q) + self.correction(q), self.patch, self.out_channels)
+        return unpatchify(self.linear(q) + run_layers(self.correction, q, self.checkpointed), self.patch,
+                          self.out_channels)
 
 
 @torch.no_grad()

@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
         args._main(args)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:  # the stage has saved a checkpoint and said how to go on
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,27 @@ class StepProgress:
         self._clips = 0
 
     def step(self, clips: int, **metrics: float) -> float:
-        """Advance one step; returns the clips/s since the last call that showed numbers."""
+        """Advance one step of ``clips`` clips; returns the clips/s since ``reset_rate``. ``metrics``
+        (host numbers) are shown with the rate; without them the shown numbers stay until ``show``."""
         self._clips += clips
-        elapsed = time.perf_counter() - self._t
-        rate = self._clips / elapsed if elapsed > 0 else 0.0
-        shown = {"clips/s": f"{rate:.2f}"} if self.tokens_per_clip is None else {"tok/s": f"{rate * self.tokens_per_clip:.0f}"}
-        self.bar.set_postfix({**{k: f"{v:.4g}" for k, v in metrics.items()}, **shown}, refresh=False)
+        rate = self.rate()
+        if metrics:
+            self._show(rate, metrics)
         self.bar.update(1)
         return rate
+
+    def rate(self) -> float:
+        """Clips per second since ``reset_rate``."""
+        elapsed = time.perf_counter() - self._t
+        return self._clips / elapsed if elapsed > 0 else 0.0
+
+    def show(self, **metrics: float) -> None:
+        """Show ``metrics`` and the current rate beside the bar."""
+        self._show(self.rate(), metrics)
+
+    def _show(self, rate: float, metrics: dict[str, float]) -> None:
+        shown = {"clips/s": f"{rate:.2f}"} if self.tokens_per_clip is None else {"tok/s": f"{rate * self.tokens_per_clip:.0f}"}
+        self.bar.set_postfix({**{k: f"{v:.4g}" for k, v in metrics.items()}, **shown}, refresh=False)
 
     def set_total(self, total_steps: int) -> None:
         """A new step count (a time limit's plan)."""

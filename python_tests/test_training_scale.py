@@ -296,13 +296,15 @@ def test_bad_resumes_stop_with_one_line_and_touch_nothing(tokens, tmp_path):
     (old / "checkpoint.pt").write_bytes(b"\x80\x04")
     assert "single-file format of earlier versions" in _error(["--resume", str(old)])
 
+    (tmp_path / "a-file").write_text("")
+    assert "cannot be made" in _error(nbp(tokens, tmp_path / "a-file" / "run", "--steps", "1"))
+
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")  # root ignores the mode
-        assert "is not writable" in _error(nbp(tokens, locked, "--steps", "1"))
+        if not os.access(locked, os.W_OK):  # (root writes anywhere: then only the case above is checked)
+            assert "is not writable" in _error(nbp(tokens, locked, "--steps", "1"))
     finally:
         locked.chmod(0o700)
 
@@ -322,3 +324,20 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tokens, tmp_path):
     assert step >= 1
     out = run(["--resume", str(run_dir), "--no-progress", "--stop-at", str(step + 2)])
     assert f"resumed from {run_dir / 'checkpoints' / f'step_{step:08d}'}" in out
+
+
+def test_tokenizer_trains_under_fsdp_and_resumes_on_one_process(tmp_path):
+    run_dir = tmp_path / "tok"
+    small = ["--frames", "9", "--size", "32", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2",
+             "--eval-clips", "2", "--no-progress", "--lr", "1e-3", "--warmup", "1", "--steps", "4", "--eval-every", "4",
+             "--sample-every", "4", "--ckpt-every", "2", "--log-every", "1", "--precision", "fp32"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                           str(free_port()), "-m", "nbp_ext.train", "tokenizer", "--run-dir", str(run_dir), *small,
+                           "--parallel", "fsdp", "--stop-at", "2"], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert len(list(complete_checkpoints(run_dir)[-1].glob("*.safetensors"))) == 2
+    proc = subprocess.run([sys.executable, "-m", "nbp_ext.train", "tokenizer", "--resume", str(run_dir), "--no-progress"],
+                          cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "(step 2, 2 process(es), fsdp) on 1 process(es), none: micro-batches of 2 clips x 2 per step" in proc.stdout
+    assert VideoTokenizer.from_pretrained(run_dir / "tokenizer").config.fsq_levels == (8, 8, 8, 5, 5, 5)

@@ -89,8 +89,11 @@ def shared_run_dir(info: DistInfo, chosen: str | None, runs_root: str, stage: st
 
     path = None
     if info.is_main:
-        path = Path(chosen) if chosen else new_run_dir(runs_root, stage)
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path = Path(chosen) if chosen else new_run_dir(runs_root, stage)
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"run folder {chosen or runs_root} cannot be made: {e.strerror or e}") from None
     if info.enabled:
         box = [str(path) if path else None]
         dist.broadcast_object_list(box, src=0)

@@ -31,7 +31,6 @@ from .options import RUNTIME_OPTIONS, LoopOptions
 from .parallel import Parallel, parallelize, resolve_parallel
 from .precision import autocast, resolve_precision
 from .progress import StepProgress
-from .run_dir import save_args
 from .schedule import warmup_cosine
 from .tensorboard import ScalarWriter
 from .time_budget import TimeBudget, follow_plan

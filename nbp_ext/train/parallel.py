@@ -104,8 +104,10 @@ def parallelize(model: nn.Module, mode: str, info: DistInfo, method: str = "forw
         if not hasattr(model, "set_activation_checkpointing"):
             raise ValueError(f"--activation-checkpointing: {type(model).__name__} does not support it")
         model.set_activation_checkpointing(True)
+    # forward goes through __call__, where module hooks (FSDP's gathering among them) run
+    entry = (lambda m: m) if method == "forward" else (lambda m: getattr(m, method))
     if mode == "none":
-        return Parallel(model, mode, info, getattr(model, method))
+        return Parallel(model, mode, info, entry(model))
     if mode == "ddp":
         ddp = DistributedDataParallel(MethodCall(model, method), device_ids=[info.device] if info.device.type == "cuda" else None)
         return Parallel(model, mode, info, ddp, _ddp=ddp)
@@ -122,4 +124,4 @@ def parallelize(model: nn.Module, mode: str, info: DistInfo, method: str = "forw
     if method != "forward":
         register_fsdp_forward_method(model, method)
     assert isinstance(model, FSDPModule)
-    return Parallel(model, mode, info, getattr(model, method), _plain_class=plain_class)
+    return Parallel(model, mode, info, entry(model), _plain_class=plain_class)

@@ -9,7 +9,6 @@ is ``loop.py``.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 

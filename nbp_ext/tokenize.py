@@ -19,6 +19,7 @@ import torch
 
 from .data import (BadFileTracker, DataConfig, TokenFileWriter, VideoFileDataset, add_data_arguments, build_dataset,
                    build_loader)
+from .data.clip_cache import CachedClipDataset
 from .models import VideoTokenizer
 from .models.pretrained import WEIGHTS_FILE
 from .train.distributed import pick_device
@@ -34,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <tokenizer run>/tokens); one subfolder per split")
     p.add_argument("--splits", default="train,val", help="comma-separated splits to extract (train, val)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="DataLoader worker processes (default: all cores but one for video files, none for rendered clips)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--overwrite", action="store_true", help="start over instead of continuing an existing output")
     p.add_argument("--max-bad-fraction", type=float, default=0.1, help="stop when more than this share of video files is bad")
@@ -72,7 +74,8 @@ def _resolve_data(args: argparse.Namespace, tokenizer_dir: Path) -> DataConfig:
     given = {"dataset": args.dataset, "root": args.root, "train_list": args.train_list, "val_list": args.val_list,
              "fold": args.fold, "frames": args.frames, "size": args.size, "fps": args.fps,
              "train_clips": args.train_clips, "val_clips": args.val_clips, "seed": args.data_seed,
-             "background": args.background, "palette": args.palette, "object_scale": args.object_scale}
+             "background": args.background, "palette": args.palette, "object_scale": args.object_scale,
+             "clip_cache": args.clip_cache}
     if given["dataset"] is not None and given["dataset"] != base["dataset"]:
         base.update({k: None for k in ("root", "train_list", "val_list")})
     return DataConfig(**{**base, **{k: v for k, v in given.items() if v is not None}})
@@ -83,7 +86,7 @@ def extract_split(model: VideoTokenizer, data_cfg: DataConfig, split: str, out: 
                   num_workers: int, device: torch.device, max_bad_fraction: float, stop_after: int | None,
                   progress: bool) -> TokenFileWriter:
     dataset = build_dataset(data_cfg, split, position="center")
-    names = [p for p, _ in dataset.files] if isinstance(dataset, VideoFileDataset) else [str(i) for i in range(len(dataset))]
+    names = [p for p, _ in dataset.files] if isinstance(dataset, (VideoFileDataset, CachedClipDataset)) else [str(i) for i in range(len(dataset))]
     latent = model.config.latent_shape(data_cfg.frames, data_cfg.size, data_cfg.size)
     info = {**info, "split": split, "class_names": list(dataset.class_names)}
     writer = TokenFileWriter(out, len(dataset), latent, model.codebook_size, info=info, video_names=names)
@@ -92,7 +95,7 @@ def extract_split(model: VideoTokenizer, data_cfg: DataConfig, split: str, out: 
         return writer
     loader = build_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
     loader.sampler.set_epoch(0, skip=writer.done)
-    tracker = BadFileTracker(len(dataset), max_bad_fraction) if isinstance(dataset, VideoFileDataset) else None
+    tracker = BadFileTracker(len(dataset), max_bad_fraction) if isinstance(dataset, (VideoFileDataset, CachedClipDataset)) else None
     total_batches = -(-len(dataset) // batch_size)
     bar = StepProgress(total_batches, writer.done // batch_size, desc=f"tokenize {split}", enabled=progress)
     done = writer.done

@@ -7,8 +7,8 @@ import sys
 import torch
 
 
-class TooManyBadFilesError(RuntimeError):
-    pass
+class TooManyBadFilesError(ValueError):
+    """More bad files than ``--max-bad-fraction`` allows; the commands print it as one line."""
 
 
 def collate_clips(items: list[dict]) -> dict:
@@ -50,11 +50,18 @@ class BadFileTracker:
         if len(self.bad) > self.max_bad_fraction * self.total_files:
             shown = "; ".join(f"{p}: {r}" for p, r in list(self.bad.items())[:5])
             raise TooManyBadFilesError(
-                f"{len(self.bad)} of {self.total_files} video files are bad, more than max_bad_fraction="
-                f"{self.max_bad_fraction:g} allows (first ones: {shown})")
+                f"{len(self.bad)} of {self.total_files} video files are bad, more than --max-bad-fraction "
+                f"(max_bad_fraction={self.max_bad_fraction:g}) allows; raise it to go on without them "
+                f"(first ones: {shown})")
 
     def end_epoch(self) -> str:
-        """Summary line of this epoch's bad files; resets the per-epoch count."""
-        line = f"{len(self.epoch_bad)} bad video files skipped this epoch ({len(self.bad)} of {self.total_files} in all)"
+        """The epoch's summary line where a file was skipped in it, else ""; resets the per-epoch count."""
+        line = ""
+        if self.epoch_bad:
+            line = f"{len(self.epoch_bad)} bad video files skipped this epoch ({len(self.bad)} of {self.total_files} in all)"
         self.epoch_bad = set()
         return line
+
+    def total(self) -> str:
+        """The closing line: how many files were bad in all."""
+        return f"{len(self.bad)} of {self.total_files} video files were bad and skipped (named above when first seen)"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, fields
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .bad_files import collate_clips
+from .clip_cache import CachedClipDataset, build_clip_cache, cache_folder
 from .folder import VideoFileDataset, list_files, ucf101_files
 from .sampler import ResumableSampler
 from .synthetic import BACKGROUNDS, SyntheticVideoDataset
@@ -34,6 +36,7 @@ class DataConfig:
     background: str = "textured"  # synthetic only: textured or plain
     palette: bool = False  # synthetic only: object and background colours from a few fixed ones
     object_scale: float = 1.0  # synthetic only: object size relative to the default set's
+    clip_cache: str | None = None  # ucf101 / k600: decode every file once into this folder (clip_cache.py)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -57,17 +60,35 @@ def build_dataset(cfg: DataConfig, split: str, position: str | None = None) -> D
                     position=position or ("random" if split == "train" else "center"))
     if cfg.dataset == "ucf101":
         files, classes = ucf101_files(cfg.root, "train" if split == "train" else "test", fold=cfg.fold)
+        if not files:
+            name = f"{'train' if split == 'train' else 'test'}list{cfg.fold:02d}.txt"
+            raise ValueError(f"--data-root {cfg.root} has no {split} videos: without {name} a tenth of the files, "
+                             f"chosen by a hash of their paths, is held out; add videos or write {name} (one path "
+                             "relative to the root per line)")
     else:
         list_path = cfg.train_list if split == "train" else cfg.val_list
         if not list_path:
             raise ValueError(f"dataset 'k600' split {split!r} needs --{'train' if split == 'train' else 'val'}-list")
         files, classes = list_files(list_path, cfg.root)
+    if cfg.clip_cache:
+        folder = build_clip_cache(cache_folder(cfg.clip_cache, split, files, spec), files, spec)
+        return CachedClipDataset(folder, spec, classes, seed=cfg.seed)
     return VideoFileDataset(files, spec, classes, seed=cfg.seed)
 
 
-def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, drop_last: bool = False,
+def default_workers(dataset: Dataset) -> int:
+    """Loader worker processes when the user gives none: video files are decoded in workers (all
+    cores but one, at most 8); clips rendered or read from memory-mapped files stay in-process."""
+    if isinstance(dataset, (VideoFileDataset, CachedClipDataset)):
+        return max(1, min(8, (os.cpu_count() or 2) - 1))
+    return 0
+
+
+def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int | None = 0, drop_last: bool = False,
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
-    """Loader over a ``ResumableSampler`` (``loader.sampler.set_epoch(epoch, skip)``); bad files are dropped."""
+    """Loader over a ``ResumableSampler`` (``loader.sampler.set_epoch(epoch, skip)``); bad files are dropped;
+    ``num_workers`` None: ``default_workers``."""
+    num_workers = default_workers(dataset) if num_workers is None else num_workers
     sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_clips, drop_last=drop_last, persistent_workers=num_workers > 0,
@@ -86,6 +107,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
     g.add_argument("--frames", type=int, default=d["frames"], help="frames per clip (1 + 4k)")
     g.add_argument("--size", type=int, default=d["size"], help="clip height and width (a multiple of the tokenizer's spatial factor: 8 for the CNN, 4 for the patch codec)")
     g.add_argument("--fps", type=float, default=d["fps"], help="resample to this frame rate (default 8 for ucf101, 16 for k600)")
+    g.add_argument("--clip-cache", default=d["clip_cache"], metavar="DIR",
+                   help="ucf101/k600: decode every video once into DIR (memory-mapped, resumable) and train on it: "
+                        "no decoding in later epochs, for disk of about frames x size^2 x 3 bytes per file")
     g.add_argument("--train-clips", type=int, default=d["train_clips"], help="synthetic: clips in the training split")
     g.add_argument("--val-clips", type=int, default=d["val_clips"], help="synthetic: held-out clips")
     g.add_argument("--data-seed", dest="data_seed", type=int, default=d["seed"], help="seed of the synthetic set and clip positions")
@@ -102,4 +126,4 @@ def data_config_from_args(args: argparse.Namespace) -> DataConfig:
     return DataConfig(dataset=args.dataset, root=args.root, train_list=args.train_list, val_list=args.val_list,
                       fold=args.fold, frames=args.frames, size=args.size, fps=args.fps, train_clips=args.train_clips,
                       val_clips=args.val_clips, seed=args.data_seed, background=args.background,
-                      palette=args.palette, object_scale=args.object_scale)
+                      palette=args.palette, object_scale=args.object_scale, clip_cache=args.clip_cache)

@@ -1,5 +1,11 @@
 """Read one fixed-length clip from a video file with PyAV: resample the frame rate, resize, crop.
 
+``read_clip`` learns the frame times from the container's packets without decoding, picks the
+clip's frames, seeks to the key frame before the first one and decodes from there, converting and
+resizing only the frames the clip uses. ``read_clip_reference`` decodes and converts every frame:
+it is the definition the fast path must match (same frames, same pixels), and the fallback for a
+file whose packets carry no times or whose seek misses.
+
 Any problem with a file (empty, truncated, not a video, no decoder, too short) raises
 ``VideoError`` naming the file and the reason, so callers can skip it.
 """
@@ -51,6 +57,8 @@ def _resized_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 def _decode(path: str, size: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """All frames, short side resized to ``size``: (times (N,), frames [(h, w, 3) uint8], native fps)."""
+    if not os.path.isfile(path):
+        raise VideoError(path, "no such file")
     if os.path.getsize(path) == 0:
         raise VideoError(path, "empty file (0 bytes)")
     try:
@@ -83,37 +91,118 @@ def _center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     return frame[top:top + size, left:left + size]
 
 
-def read_clip(path: str | os.PathLike, spec: ClipSpec, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
-    """One clip: (uint8 (frames, size, size, 3), index of its first frame in the file)."""
-    path = str(path)
-    times, frames, rate = _decode(path, spec.size)
-    order = np.argsort(times, kind="stable")
-    times = times[order]
+def _pick(path: str, times: np.ndarray, rate: float, spec: ClipSpec, rng: np.random.Generator | None) -> tuple[np.ndarray, int]:
+    """The clip's frames: indices into the sorted ``times`` (seconds), and the first one's index."""
     if spec.fps is None:
-        if len(frames) < spec.frames:
-            raise VideoError(path, f"shorter than one clip ({len(frames)} frames, need {spec.frames})")
-        last_start = len(frames) - spec.frames
+        if len(times) < spec.frames:
+            raise VideoError(path, f"shorter than one clip ({len(times)} frames, need {spec.frames})")
+        last_start = len(times) - spec.frames
         if spec.position == "start":
             start = 0
         else:
             start = last_start // 2 if spec.position == "center" else int((rng or np.random.default_rng()).integers(last_start + 1))
-        picked = order[start:start + spec.frames]
+        return np.arange(start, start + spec.frames), start
+    span = (spec.frames - 1) / spec.fps  # seconds from the first to the last frame of a clip
+    slack = (times[-1] - times[0]) + 0.5 / rate - span  # room for the start time
+    if slack < 0:
+        have = times[-1] - times[0] + 1 / rate
+        raise VideoError(path, f"shorter than one clip ({have:.2f} s, need {span + 1 / spec.fps:.2f} s at {spec.fps:g} fps)")
+    if spec.position == "start":
+        offset = 0.0
     else:
-        span = (spec.frames - 1) / spec.fps  # seconds from the first to the last frame of a clip
-        slack = (times[-1] - times[0]) + 0.5 / rate - span  # room for the start time
-        if slack < 0:
-            have = times[-1] - times[0] + 1 / rate
-            raise VideoError(path, f"shorter than one clip ({have:.2f} s, need {span + 1 / spec.fps:.2f} s at {spec.fps:g} fps)")
-        if spec.position == "start":
-            offset = 0.0
-        else:
-            offset = slack / 2 if spec.position == "center" else float((rng or np.random.default_rng()).uniform(0, slack))
-        wanted = times[0] + offset + np.arange(spec.frames) / spec.fps  # (frames,) target times
-        nearest = np.clip(np.searchsorted(times, wanted), 1, len(times) - 1)
-        nearest = np.where(np.abs(times[nearest - 1] - wanted) <= np.abs(times[nearest] - wanted), nearest - 1, nearest)
-        if len(times) == 1:
-            nearest = np.zeros(spec.frames, dtype=np.int64)
-        picked = order[nearest]
-        start = int(nearest[0])
-    clip = np.stack([_center_crop(frames[i], spec.size) for i in picked])  # (frames, size, size, 3)
-    return clip, int(start)
+        offset = slack / 2 if spec.position == "center" else float((rng or np.random.default_rng()).uniform(0, slack))
+    wanted = times[0] + offset + np.arange(spec.frames) / spec.fps  # (frames,) target times
+    if len(times) == 1:
+        return np.zeros(spec.frames, dtype=np.int64), 0
+    nearest = np.clip(np.searchsorted(times, wanted), 1, len(times) - 1)
+    nearest = np.where(np.abs(times[nearest - 1] - wanted) <= np.abs(times[nearest] - wanted), nearest - 1, nearest)
+    return nearest, int(nearest[0])
+
+
+def read_clip_reference(path: str | os.PathLike, spec: ClipSpec, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+    """One clip by decoding and converting every frame: (uint8 (frames, size, size, 3), index of its
+    first frame in the file)."""
+    path = str(path)
+    times, frames, rate = _decode(path, spec.size)
+    order = np.argsort(times, kind="stable")
+    picked, start = _pick(path, times[order], rate, spec, rng)
+    clip = np.stack([_center_crop(frames[i], spec.size) for i in order[picked]])  # (frames, size, size, 3)
+    return clip, start
+
+
+def _packet_pts(container, stream) -> list[int] | None:
+    """The presentation times of the video packets, sorted, read without decoding; None where a
+    packet has none (the caller then decodes everything)."""
+    pts = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the demuxer's closing empty packet
+            continue
+        if packet.pts is None:
+            return None
+        pts.append(int(packet.pts))
+    return sorted(pts) if pts and len(set(pts)) == len(pts) else None
+
+
+def read_clip(path: str | os.PathLike, spec: ClipSpec, rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+    """One clip: (uint8 (frames, size, size, 3), index of its first frame in the file), equal to
+    ``read_clip_reference``'s, decoding from the key frame before the clip and converting only its frames."""
+    path = str(path)
+    state = rng.bit_generator.state if rng is not None else None
+    try:
+        clip = _read_clip_seeking(path, spec, rng)
+    except (VideoError, av.error.FFmpegError, UnicodeDecodeError, ValueError, EOFError):
+        clip = None
+    if clip is not None:
+        return clip
+    if rng is not None:  # the reference draws the same position
+        rng.bit_generator.state = state
+    return read_clip_reference(path, spec, rng)
+
+
+def _read_clip_seeking(path: str, spec: ClipSpec, rng: np.random.Generator | None) -> tuple[np.ndarray, int] | None:
+    """The fast path, or None where it cannot be sure of giving the reference's frames."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return None
+    with av.open(path, mode="r", metadata_errors="ignore") as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if stream.time_base is None:
+            return None
+        pts = _packet_pts(container, stream)
+        if pts is None:
+            return None
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        times = np.asarray([float(p * stream.time_base) for p in pts], dtype=np.float64)
+        picked, start = _pick(path, times, rate, spec, rng)
+        wanted = {pts[i] for i in picked}
+        first, last = min(wanted), max(wanted)
+        container.seek(first, stream=stream, backward=True, any_frame=False)
+        converted: dict[int, np.ndarray] = {}
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                return None
+            if not converted and frame.pts > first:  # the seek landed after the clip's first frame
+                return None
+            if frame.pts in wanted and frame.pts not in converted:
+                w, h = _resized_size(frame.width, frame.height, spec.size)
+                converted[frame.pts] = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+            if frame.pts >= last and len(converted) == len(wanted):
+                break
+        if len(converted) != len(wanted):
+            return None
+        clip = np.stack([_center_crop(converted[pts[i]], spec.size) for i in picked])  # (frames, size, size, 3)
+        return clip, start
+
+
+def read_all_frames(path: str | os.PathLike, size: int, fps: float | None) -> np.ndarray:
+    """Every frame of a file at ``fps`` (None: its own), short side resized to ``size`` and centre
+    cropped: uint8 (n, size, size, 3), the frames a clip of ``read_clip`` draws from."""
+    path = str(path)
+    times, _, rate = _decode(path, 1)  # the frame times (a one-pixel decode)
+    if fps is None:
+        count = len(times)
+    else:
+        count = int(np.floor((times.max() - times.min() + 0.5 / rate) * fps + 1e-9)) + 1
+    return read_clip(path, ClipSpec(frames=max(1, count), size=size, fps=fps, position="start"))[0]

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.builder import DATASETS
+
 # name -> (module, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
     "tokenizer": ("nbp_ext.train.tokenizer", "train the video tokenizer"),
@@ -123,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", dest="pipeline_minutes", type=float, default=None, metavar="MIN",
                    help="without a stage: the whole pipeline's time limit in minutes instead of the preset's "
                         "(0: none, each stage trains its full --steps)")
+    g = p.add_argument_group("your own videos (without a stage: the whole pipeline on them)")
+    g.add_argument("--dataset", dest="pipeline_dataset", choices=DATASETS, default=None,
+                   help="ucf101: a folder of class folders (--data-root); k600: lists of path,label (--train-list, "
+                        "--val-list); default: the embedded synthetic set")
+    g.add_argument("--data-root", dest="pipeline_root", default=None,
+                   help="ucf101: the folder of class folders; k600: the base of the lists' relative paths")
+    g.add_argument("--train-list", dest="pipeline_train_list", default=None, help="k600: CSV of path,label for training")
+    g.add_argument("--val-list", dest="pipeline_val_list", default=None, help="k600: CSV of path,label held out")
+    g.add_argument("--fold", dest="pipeline_fold", type=int, default=None, help="ucf101: which trainlist0N / testlist0N")
+    g.add_argument("--fps", dest="pipeline_fps", type=float, default=None,
+                   help="resample to this frame rate (default 8 for ucf101, 16 for k600)")
+    g.add_argument("--clip-cache", dest="pipeline_clip_cache", default=None, metavar="DIR",
+                   help="decode every video once into DIR and train the tokenizer on it (see the tokenizer stage)")
+    g.add_argument("--max-bad-fraction", dest="pipeline_max_bad_fraction", type=float, default=None,
+                   help="stop when more than this share of the video files is bad (default 0.1)")
     sub = p.add_subparsers(dest="stage", metavar="STAGE",
                            help=f"one of {', '.join(STAGES)}; none: run {' -> '.join(PIPELINE)} with --preset (default quick)")
     for name, (module, help_line) in STAGES.items():
@@ -153,16 +170,57 @@ def pipeline_stage_args(name: str, preset: str, results: dict[str, Path], minute
 # Under a pipeline time limit: a stage's own limit from the preset and the minutes left.
 MIN_STAGE_MINUTES = 0.5
 TIMED_STAGES = {
-    "tokenizer": lambda preset, left: max(MIN_STAGE_MINUTES, min(left, preset.minutes * preset.tokenizer_share)),
+    # the first stage: ``left`` is the whole limit (the preset's or --time-limit's)
+    "tokenizer": lambda preset, left: max(MIN_STAGE_MINUTES, left * preset.tokenizer_share),
     "nbp": lambda preset, left: max(MIN_STAGE_MINUTES, left),
 }
 
 
-def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick", minutes: float | None = None) -> dict[str, Path]:
-    """Every stage of PIPELINE in order; ``minutes``: the time limit (None: the preset's; 0: none)."""
+# The pipeline's data options and the tokenizer stage's flags they become (tokenize and the
+# generator take the data from the tokenizer's run).
+DATA_FLAGS = {"pipeline_dataset": "--dataset", "pipeline_root": "--data-root", "pipeline_train_list": "--train-list",
+              "pipeline_val_list": "--val-list", "pipeline_fold": "--fold", "pipeline_fps": "--fps",
+              "pipeline_max_bad_fraction": "--max-bad-fraction", "pipeline_clip_cache": "--clip-cache"}
+
+
+def data_flags(args: argparse.Namespace) -> list[str]:
+    """The user's data options as tokenizer-stage flags (empty for the embedded set)."""
+    flags = []
+    for dest, flag in DATA_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def _say_what_was_found(parser: argparse.ArgumentParser, data: list[str]) -> None:
+    """For the user's own videos: what the folder or lists hold, before any training."""
+    if not data:
+        return
+    from ..data import data_config_from_args
+    from ..data.survey import survey
+
+    stage_args = parser.parse_args(["tokenizer", *PIPELINE_DEFAULTS["tokenizer"], *data])
+    cfg = data_config_from_args(stage_args)
+    found = survey(cfg)
+    print(found.summary(cfg), flush=True)
+    if found.train_files - len(found.bad) < 1:
+        raise ValueError(f"no readable training video in {cfg.root or cfg.train_list}")
+    total = found.train_files + found.val_files
+    if len(found.bad) > stage_args.max_bad_fraction * total:  # stop now rather than minutes into training
+        raise ValueError(f"{len(found.bad)} of {total} video files are bad, more than --max-bad-fraction "
+                         f"(max_bad_fraction={stage_args.max_bad_fraction:g}) allows; raise it to go on without them")
+
+
+def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick", minutes: float | None = None,
+                 data: list[str] | None = None) -> dict[str, Path]:
+    """Every stage of PIPELINE in order; ``minutes``: the time limit (None: the preset's; 0: none);
+    ``data``: tokenizer-stage flags naming the user's videos (None: the embedded set)."""
     limit = _preset(preset).minutes if minutes is None else (minutes or None)
     if limit is not None and limit < 2 * MIN_STAGE_MINUTES:
         raise ValueError(f"--time-limit must be 0 (none) or at least {2 * MIN_STAGE_MINUTES:g} minutes, got {limit:g}")
+    data = data or []
+    _say_what_was_found(parser, data)
     results: dict[str, Path] = {}
     start = time.monotonic()
     if limit is not None:
@@ -171,6 +229,10 @@ def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick", minutes
     for name in PIPELINE:
         left = None if limit is None else limit - (time.monotonic() - start) / 60
         extra = pipeline_stage_args(name, preset, results, left)
+        if name == "tokenizer":
+            extra += data
+        elif name == "tokenize" and "--max-bad-fraction" in data:
+            extra += data[data.index("--max-bad-fraction"):][:2]
         args = parser.parse_args([name, *extra])
         print(f"== {name} ==", flush=True)
         results[name] = args._main(args)
@@ -186,10 +248,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = parser.parse_args(argv)
         if args.stage is None:
-            run_pipeline(parser, args.preset or "quick", args.pipeline_minutes)
+            run_pipeline(parser, args.preset or "quick", args.pipeline_minutes, data_flags(args))
             return
-        if args.preset is not None or args.pipeline_minutes is not None:
-            raise ValueError(f"--preset and --time-limit before the stage run the whole pipeline; for the stage "
+        if args.preset is not None or args.pipeline_minutes is not None or data_flags(args):
+            raise ValueError(f"--preset, --time-limit and the data options before the stage run the whole pipeline; for the stage "
                              f"{args.stage!r} alone, give its own options after it (e.g. {args.stage} --time-limit MIN)")
         args._main(args)
     except (ValueError, FileNotFoundError) as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -86,6 +87,9 @@ class Stage:
     def new_run(self, run_dir: Path, cfg: LoopOptions) -> None:
         """Main process, new runs only: write the run's own records (args, info files)."""
 
+    def epoch_start(self, epoch: int) -> None:
+        """Before an epoch's loader starts (and its worker processes with it)."""
+
     def epoch_end(self, write: Callable[[str], None]) -> None:
         """After every epoch (e.g. the bad-file summary)."""
 
@@ -153,7 +157,7 @@ class _Batches:
         self.epoch, self.consumed = epoch, consumed
         if order.batches_per_epoch() == 0:
             raise ValueError(f"the training set has {order.size} clips, fewer than one global micro-batch of "
-                             f"{order.window} (--batch-size x processes)")
+                             f"{order.window} (--batch-size x processes); lower --batch-size")
         self.loader = stage.loader(order)
         self._it: Iterator | None = None
         self.epoch_ended = False
@@ -162,6 +166,7 @@ class _Batches:
         while True:
             if self._it is None:
                 self.order.set_position(self.epoch, self.consumed)
+                self.stage.epoch_start(self.epoch)
                 self._it = iter(self.loader)
             try:
                 batch = next(self._it)
@@ -282,12 +287,15 @@ def _train(cfg: LoopOptions, build_stage, model_options, info: DistInfo) -> Path
         barrier(info)
 
     interrupted = False
+    data_seconds, window_start = 0.0, time.perf_counter()
     try:
         while step < stop_at:
             scalars: dict[str, torch.Tensor] = {}
             stage.step = step
             for micro in range(cfg.grad_accum):
+                t_wait = time.perf_counter()
                 batch = batches.next()
+                data_seconds += time.perf_counter() - t_wait
                 if batches.epoch_ended:
                     batches.epoch_ended = False
                     stage.epoch_end(bar.write)
@@ -318,9 +326,12 @@ def _train(cfg: LoopOptions, build_stage, model_options, info: DistInfo) -> Path
                     raise FloatingPointError(f"loss became {first} at step {step}; lower --lr or check the data")
                 values = all_reduce_mean(values, info)
                 rate = bar.rate()
-                bar.show(loss=first)
+                waited = data_seconds / max(1e-9, time.perf_counter() - window_start)  # share of the time spent waiting for data
+                data_seconds, window_start = 0.0, time.perf_counter()
+                bar.show(loss=first, **{"data%": 100 * waited})
                 extra = {"tokens_per_s": rate * stage.tokens_per_clip} if stage.tokens_per_clip else {"clips_per_s": rate}
-                log({**values, "lr": sched.get_last_lr()[0], "grad_norm": grad_norm_value, **extra})
+                log({**values, "lr": sched.get_last_lr()[0], "grad_norm": grad_norm_value, "data_wait_share": waited,
+                     **extra})
                 bar.reset_rate()
                 if budget.enabled:
                     cfg = follow_plan(budget, step, {"eval": cfg.eval_every, "samples": cfg.sample_every,

@@ -142,7 +142,7 @@ class GeneratorStage(Stage):
     def loader(self, order: TrainingOrder):
         # no shuffling of its own: the order is the loop's; the loader's generator keeps epochs from
         # drawing on the global RNG, which the condition dropout uses and a checkpoint restores
-        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=order, num_workers=self.cfg.num_workers,
+        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=order, num_workers=self.cfg.num_workers or 0,
                           drop_last=True, persistent_workers=False, pin_memory=self.info.device.type == "cuda",
                           generator=torch.Generator().manual_seed(self.cfg.seed))
 

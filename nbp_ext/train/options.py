@@ -40,7 +40,7 @@ class LoopOptions:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
-    num_workers: int = 0
+    num_workers: int | None = None  # None: as many as make sense for the data (data.builder.default_workers)
     progress: bool = True
     parallel: str | None = None  # None: ddp with several processes
     activation_checkpointing: bool = False
@@ -109,7 +109,9 @@ def add_loop_arguments(p: argparse.ArgumentParser, d: LoopOptions, stage: str, e
                         "ddp or fsdp)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
+    g.add_argument("--num-workers", type=int, default=d.num_workers,
+                   help="DataLoader worker processes (default: all cores but one for video files, none for "
+                        "rendered clips and token files)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 

@@ -18,10 +18,12 @@ import torch.nn.functional as F
 from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_arguments, build_dataset,
                     data_config_from_args, to_uint8_frames, viewing_scale, write_video)
 from ..data.bad_files import collate_clips
+from ..data.builder import default_workers
+from ..data.clip_cache import CachedClipDataset
 from ..data.sampler import TrainingOrder
 from ..models import TOKENIZER_SIZES, VideoTokenizer
 from .checkpoint import Part
-from .distributed import DistInfo
+from .distributed import DistInfo, barrier
 from .loop import Stage, train
 from .options import LoopOptions, add_loop_arguments, config_from_args
 from .parallel import parallelize
@@ -179,11 +181,14 @@ class TokenizerStage(Stage):
         self.cfg, self.info, data = cfg, info, cfg.data
         self.model = VideoTokenizer.from_name(cfg.model, fsq_levels=cfg.fsq_levels).to(info.device)
         self.model.config.check_clip(data.frames, data.size)
-        self.train_set = build_dataset(data, "train")
-        self.val_set = build_dataset(data, "val")
+        if info.is_main:  # the main process builds a clip cache (if any) before the others open it
+            self.train_set, self.val_set = build_dataset(data, "train"), build_dataset(data, "val")
+        barrier(info)
+        if not info.is_main:
+            self.train_set, self.val_set = build_dataset(data, "train"), build_dataset(data, "val")
         self.train_size = len(self.train_set)
         self.tracker = (BadFileTracker(len(self.train_set), cfg.max_bad_fraction)
-                        if isinstance(self.train_set, VideoFileDataset) else None)
+                        if isinstance(self.train_set, (VideoFileDataset, CachedClipDataset)) else None)
         self.perceptual = PerceptualLoss(cfg.vgg_weights, cfg.lpips_weights).to(info.device) if cfg.vgg_weights else None
         self.disc = self.disc_call = self.d_opt = None
         self._recon = self._video = None
@@ -211,9 +216,14 @@ class TokenizerStage(Stage):
         return {"disc": Part(self.disc, self.d_opt)}
 
     def loader(self, order: TrainingOrder):
+        workers = default_workers(self.train_set) if self.cfg.num_workers is None else self.cfg.num_workers
         return torch.utils.data.DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=order,
-                                           num_workers=self.cfg.num_workers, collate_fn=collate_clips, drop_last=True,
+                                           num_workers=workers, collate_fn=collate_clips, drop_last=True,
                                            pin_memory=self.info.device.type == "cuda")
+
+    def epoch_start(self, epoch: int) -> None:
+        if hasattr(self.train_set, "set_epoch"):  # new clip positions every epoch (workers start after this)
+            self.train_set.set_epoch(epoch)
 
     def loss(self, call, batch):
         cfg = self.cfg
@@ -270,12 +280,14 @@ class TokenizerStage(Stage):
         plain.save_pretrained(run_dir / PRETRAINED_DIR)
 
     def epoch_end(self, write):
-        if self.tracker is not None and self.tracker.epoch_bad:
-            write(self.tracker.end_epoch())
+        if self.tracker is not None:
+            line = self.tracker.end_epoch()
+            if line:
+                write(line)
 
     def closing(self, run_dir, last_sample):
         if self.tracker is not None and self.tracker.bad:
-            print(self.tracker.end_epoch())
+            print(self.tracker.total())
         print(f"model: {run_dir / PRETRAINED_DIR}, samples: {run_dir / 'samples'}, TensorBoard: {run_dir / 'tb'}")
 
 

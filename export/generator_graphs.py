@@ -88,20 +88,22 @@ def cached_block_attention(q, k_new, v_new, past_k, past_v, position, scale: flo
 
     The cache and the block are scored separately and joined in one softmax (a shared maximum, the
     two exponential sums added), so the graph never copies a cache; grouped query heads are folded
-    into the query rows instead of repeating the keys and values.
+    into the query rows instead of repeating the keys and values. The softmax statistics are fp32
+    whatever the inputs' type; the probabilities meet the values in that type (export/precision.py).
     """
     R, H, L, D = q.shape
     hkv, n = past_k.shape[1], past_k.shape[2]
     scale = 1.0 / math.sqrt(D) if scale is None else scale
     qg = q.reshape(R, hkv, (H // hkv) * L, D)  # (R, Hkv, G*L, D): head h reads kv head h // G
-    s_past = (qg @ past_k.transpose(-1, -2)) * scale  # (R, Hkv, G*L, N)
+    dtype = q.dtype
+    s_past = (qg @ past_k.transpose(-1, -2)).float() * scale  # (R, Hkv, G*L, N)
     s_past = s_past.masked_fill(torch.arange(n, device=q.device) >= position, float("-inf"))
-    s_new = (qg @ k_new.transpose(-1, -2)) * scale  # (R, Hkv, G*L, L)
+    s_new = (qg @ k_new.transpose(-1, -2)).float() * scale  # (R, Hkv, G*L, L)
     mx = torch.maximum(s_past.amax(dim=-1, keepdim=True), s_new.amax(dim=-1, keepdim=True))
     e_past, e_new = torch.exp(s_past - mx), torch.exp(s_new - mx)
     total = e_past.sum(dim=-1, keepdim=True) + e_new.sum(dim=-1, keepdim=True)
-    out = (e_past @ past_v + e_new @ v_new) / total  # (R, Hkv, G*L, D)
-    return out.reshape(R, H, L, D)
+    out = ((e_past.to(dtype) @ past_v).float() + (e_new.to(dtype) @ v_new).float()) / total  # (R, Hkv, G*L, D)
+    return out.to(dtype).reshape(R, H, L, D)
 
 
 class PrefillGraph(nn.Module):
@@ -131,21 +133,22 @@ class StepGraph(nn.Module):
         return (logits.float(), *[t for kv in zip(keys, values) for t in kv])
 
 
-def prefill_io(spec: GeneratorSpec, rows: int):
-    """(input names, output names, manifest entries of inputs and outputs)."""
+def prefill_io(spec: GeneratorSpec, rows: int, kv_dtype: str = "float32"):
+    """(input names, output names, manifest entries of inputs and outputs); keys and values in
+    ``kv_dtype`` (the graph's precision), logits fp32."""
     from export.manifest import tensor_entry
 
     F, L, V = spec.prefill_len, spec.start_len, spec.vocab_size  # logits of block 0 (hybrid: of its first token)
     kv = [rows, spec.kv_heads, F, spec.head_dim]
     outs = ["logits"] + [f"{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
     if spec.prefix_len == 0:  # unconditional: no input
-        return [], outs, [], [tensor_entry("logits", "float32", [rows, L, V])] + [tensor_entry(n, "float32", kv) for n in outs[1:]]
+        return [], outs, [], [tensor_entry("logits", "float32", [rows, L, V])] + [tensor_entry(n, kv_dtype, kv) for n in outs[1:]]
     entries_in = [tensor_entry("prefix", "int64", [rows, spec.prefix_len])]
-    entries_out = [tensor_entry("logits", "float32", [rows, L, V])] + [tensor_entry(n, "float32", kv) for n in outs[1:]]
+    entries_out = [tensor_entry("logits", "float32", [rows, L, V])] + [tensor_entry(n, kv_dtype, kv) for n in outs[1:]]
     return ["prefix"], outs, entries_in, entries_out
 
 
-def step_io(spec: GeneratorSpec, rows: int, tokens: int | None = None):
+def step_io(spec: GeneratorSpec, rows: int, tokens: int | None = None, kv_dtype: str = "float32"):
     """As prefill_io, for a step of ``tokens`` positions (default: a block; 1: the hybrid start's token step)."""
     from export.manifest import tensor_entry
 
@@ -154,7 +157,7 @@ def step_io(spec: GeneratorSpec, rows: int, tokens: int | None = None):
     ins = ["tokens", "position"] + past
     outs = ["logits"] + [f"{kind}_{i}" for i in range(spec.num_layers) for kind in ("key", "value")]
     entries_in = [tensor_entry("tokens", "int64", [rows, L]), tensor_entry("position", "int64", [1])]
-    entries_in += [tensor_entry(n, "float32", [rows, spec.kv_heads, N, spec.head_dim]) for n in past]
+    entries_in += [tensor_entry(n, kv_dtype, [rows, spec.kv_heads, N, spec.head_dim]) for n in past]
     entries_out = [tensor_entry("logits", "float32", [rows, L, V])]
-    entries_out += [tensor_entry(n, "float32", [rows, spec.kv_heads, L, spec.head_dim]) for n in outs[1:]]
+    entries_out += [tensor_entry(n, kv_dtype, [rows, spec.kv_heads, L, spec.head_dim]) for n in outs[1:]]
     return ins, outs, entries_in, entries_out

@@ -20,6 +20,8 @@ import torch
 from export import onnx_attention, onnx_check
 from export.generator_graphs import GeneratorSpec, PrefillGraph, StepGraph, prefill_io, step_io
 from export.manifest import tensor_entry
+from export.onnx_check import to_numpy
+from export.precision import MANIFEST_DTYPES, TOLERANCES
 from export.tokenizer_graphs import DecoderGraph, EncoderGraph
 
 OPSET = 18
@@ -39,36 +41,39 @@ def _onnx_export(module, args, path: Path, input_names, output_names, dynamic_sh
     program.save(str(path), external_data=False)
 
 
-def export_prefill(adapter, spec: GeneratorSpec, rows: int, out: Path, prefix: torch.Tensor, verbose=False):
+def export_prefill(adapter, spec: GeneratorSpec, rows: int, out: Path, prefix: torch.Tensor, verbose=False,
+                   precision: str = "fp32"):
     """prefill.onnx, static shapes (the prefix length is part of the model: P = 0 gives a graph without
-    inputs). Returns (manifest entry, max diff)."""
+    inputs), in the adapter's precision. Returns (manifest entry, max diff)."""
     graph = PrefillGraph(adapter, rows).eval()
-    ins, outs, e_in, e_out = prefill_io(spec, rows)
+    ins, outs, e_in, e_out = prefill_io(spec, rows, MANIFEST_DTYPES[precision])
     path = out / "prefill.onnx"
     args = (prefix,) if ins else ()
     _onnx_export(graph, args, path, ins, outs, verbose=verbose)
     onnx_check.check_model(path)
     with torch.no_grad():
-        want = {n: t.numpy() for n, t in zip(outs, graph(*args))}
-    diff = onnx_check.run_and_compare(path, {n: t.numpy() for n, t in zip(ins, args)}, want)
+        want = {n: to_numpy(t) for n, t in zip(outs, graph(*args))}
+    diff = onnx_check.run_and_compare(path, {n: to_numpy(t) for n, t in zip(ins, args)}, want, tol=TOLERANCES[precision])
     return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
 
 
-def export_step(adapter, spec: GeneratorSpec, rows: int, out: Path, example: tuple, verbose=False, name: str = "step"):
+def export_step(adapter, spec: GeneratorSpec, rows: int, out: Path, example: tuple, verbose=False, name: str = "step",
+                precision: str = "fp32"):
     """<name>.onnx, static shapes. ``example`` = (tokens, position, caches...); its tokens' length sets
     the graph's (a block, or one token for the hybrid start's token step). Returns (entry, max diff)."""
     graph = StepGraph(adapter).eval()
-    ins, outs, e_in, e_out = step_io(spec, rows, example[0].shape[1])
+    ins, outs, e_in, e_out = step_io(spec, rows, example[0].shape[1], MANIFEST_DTYPES[precision])
     path = out / f"{name}.onnx"
     _onnx_export(graph, example, path, ins, outs, verbose=verbose)
     onnx_check.check_model(path)
     with torch.no_grad():
-        want = {n: t.numpy() for n, t in zip(outs, graph(*example))}
-    diff = onnx_check.run_and_compare(path, {n: t.numpy() for n, t in zip(ins, example)}, want)
+        want = {n: to_numpy(t) for n, t in zip(outs, graph(*example))}
+    diff = onnx_check.run_and_compare(path, {n: to_numpy(t) for n, t in zip(ins, example)}, want, tol=TOLERANCES[precision])
     return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
 
 
-def export_decoder(tokenizer, grid, out: Path, verbose=False):
+def export_decoder(tokenizer, grid, out: Path, verbose=False, precision: str = "fp32"):
+    """decoder.onnx, dynamic batch, in the tokenizer's precision (codes in, fp32 frames out)."""
     graph = DecoderGraph(tokenizer).eval()
     codes = torch.randint(0, tokenizer.codebook_size, (1, *grid), generator=torch.Generator().manual_seed(0))
     path = out / "decoder.onnx"
@@ -77,7 +82,7 @@ def export_decoder(tokenizer, grid, out: Path, verbose=False):
     onnx_check.check_model(path)
     with torch.no_grad():
         video = graph(codes)
-    diff = onnx_check.run_and_compare(path, {"codes": codes.numpy()}, {"video": video.numpy()})
+    diff = onnx_check.run_and_compare(path, {"codes": codes.numpy()}, {"video": video.numpy()}, tol=TOLERANCES[precision])
     t, h, w = video.shape[2:]
     entry = {"onnx": path.name, "engine": None,
              "inputs": [tensor_entry("codes", "int64", ["batch", *grid])],

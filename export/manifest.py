@@ -1,6 +1,8 @@
 """manifest.json of an export folder: what run_engine needs to drive the graphs.
 
-Format version 1 (csrc/runtime/manifest.cpp reads it): ``format``, ``format_version``, ``precision``,
+Format version 1 (csrc/runtime/manifest.cpp reads it): ``format``, ``format_version``, ``precision``
+(the graphs' type), ``onnx_dtype``, ``tensorrt_version`` (the TensorRT that built the engines, null
+without engines; run_engine refuses engines of another major version),
 ``checkpoint`` (paths and SHA-256), ``model`` (sizes, block layout, prefix, cache length, batch and
 streams), ``video``, ``sampling`` defaults, ``graphs`` (per graph: ONNX file, TensorRT engine or null,
 inputs and outputs with dtype and shape, dynamic dimensions named by strings), and ``files``

@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from export.generator_graphs import GeneratorSpec, cached_block_attention
@@ -66,7 +67,9 @@ class NBPAdapter(nn.Module):
             x, k, v = self._layer(block, x, rope, lambda q, k, v, i=i: attend(i, q, k, v))
             keys.append(k)
             values.append(v)
-        return self.model.head(self.model.norm(x)), keys, values
+        # The logits the sampler reads in fp32 whatever the model's type: hidden state and head weight
+        # widened for this one matmul (export/precision.py).
+        return F.linear(self.model.norm(x).float(), self.model.head.weight.float()), keys, values
 
     def prefill(self, prefix):
         """prefix (R, P) int64 (P = 0 for an unconditional model) -> logits (R, L, V), keys, values (R, Hkv, P + L, D)."""

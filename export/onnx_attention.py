@@ -3,7 +3,8 @@
 ``torch.ops.nbp.attention_fwd`` has no ONNX counterpart, so ``TRANSLATION_TABLE`` (passed as
 ``custom_translation_table`` to ``torch.onnx.export(..., dynamo=True)``) maps it to standard opset-18
 ops: the block-causal mask from two ``Range``s, grouped key/value heads expanded to the query heads,
-then a masked softmax(q k^T * scale) v. ``block_size``, ``prefix_len``, ``q_offset`` and ``scale`` are
+then a masked softmax(q k^T * scale) v, its statistics in fp32 whatever q's type (the probabilities
+meet v in v's type). ``block_size``, ``prefix_len``, ``q_offset`` and ``scale`` are
 constants of the traced call (they are Python ints in the model), so the mask is built from
 shapes only and works for dynamic sequence lengths. The second output (log-sum-exp, used only by the
 backward pass) is computed too, so the op's signature is kept.
@@ -45,14 +46,14 @@ def attention_fwd(q, k, v, block_size: int, prefix_len: int, q_offset: int, scal
         x = op.Expand(op.Unsqueeze(x, op.Constant(value_ints=[2])), op.Concat(b, kv_heads, group, nk_1d, d, axis=0))
         return op.Reshape(x, op.Concat(b, heads, nk_1d, d, axis=0))
 
-    scores = op.MatMul(q, op.Transpose(expand_heads(k), perm=[0, 1, 3, 2]))  # (B, H, Nq, Nk)
-    scores = op.Mul(scores, op.CastLike(op.Constant(value_float=scale), q))
-    scores = op.Where(visible, scores, op.CastLike(op.Constant(value_float=float("-inf")), scores))
+    scores = op.Cast(op.MatMul(q, op.Transpose(expand_heads(k), perm=[0, 1, 3, 2])), to=1)  # (B, H, Nq, Nk) fp32
+    scores = op.Mul(scores, op.Constant(value_float=scale))
+    scores = op.Where(visible, scores, op.Constant(value_float=float("-inf")))
     axis = op.Constant(value_ints=[-1])
     mx = op.ReduceMax(scores, axis, keepdims=1)
     e = op.Exp(op.Sub(scores, mx))
     total = op.ReduceSum(e, axis, keepdims=1)
-    out = op.MatMul(op.Div(e, total), expand_heads(v))
+    out = op.MatMul(op.CastLike(op.Div(e, total), v), expand_heads(v))
     lse = op.Cast(op.Squeeze(op.Add(op.Log(total), mx), axis), to=1)
     return out, lse
 

@@ -1,9 +1,13 @@
-"""TensorRT engines from the exported ONNX graphs (TensorRT 10 Python API), where TensorRT imports
-and a CUDA GPU is present; otherwise ``why_unavailable()`` says why and nothing is built.
+"""TensorRT engines from the exported ONNX graphs (TensorRT 10.x and 11.x Python API), where
+TensorRT imports and a CUDA GPU is present; otherwise ``why_unavailable()`` says why, in one line
+that names the TensorRT version found and what it lacks, and nothing is built.
 
-Prefill gets an optimization profile over the prefix length (and batch up to the graph batch); the
-step and decoder graphs are static. Precision: fp32, or fp16/bf16 builder flags on the fp32 ONNX
-graphs (TensorRT keeps fp32 where a layer needs it); inputs and outputs stay fp32/int64.
+Engines are strongly typed: each layer runs in the type its ONNX graph states (export/precision.py
+chooses them), and the builder sets no precision flags (TensorRT 11 removed BuilderFlag.FP16, BF16,
+INT8 and FP8; TensorRT 10 deprecated them). TensorRT 10 needs the network created with
+NetworkDefinitionCreationFlag.STRONGLY_TYPED; TensorRT 11 networks are always strongly typed and the
+flag is deprecated there, so it is set only for 10. Prefill gets an optimization profile over the
+prefix length (and batch up to the graph batch); the step and decoder graphs are static.
 """
 
 from __future__ import annotations
@@ -11,13 +15,71 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+SUPPORTED_MAJORS = (10, 11)
+
+# Every TensorRT member this module uses, by class (python_tests/tensorrt_api.py holds the 10.x and
+# 11.x API they are checked against).
+USED_API = (
+    "Logger", "Logger.WARNING", "Builder", "Builder.create_network", "Builder.create_builder_config",
+    "Builder.create_optimization_profile", "Builder.build_serialized_network", "OnnxParser",
+    "OnnxParser.parse_from_file", "OnnxParser.num_errors", "OnnxParser.get_error", "IBuilderConfig.set_memory_pool_limit",
+    "IBuilderConfig.add_optimization_profile", "IOptimizationProfile.set_shape", "MemoryPoolType.WORKSPACE", "Runtime",
+    "Runtime.deserialize_cuda_engine", "ICudaEngine.create_execution_context", "ICudaEngine.num_io_tensors",
+    "ICudaEngine.get_tensor_name", "ICudaEngine.get_tensor_mode", "ICudaEngine.get_tensor_dtype", "TensorIOMode.INPUT",
+    "IExecutionContext.set_input_shape", "IExecutionContext.get_tensor_shape", "IExecutionContext.set_tensor_address",
+    "IExecutionContext.execute_async_v3", "DataType.FLOAT", "DataType.HALF", "DataType.BF16", "DataType.INT64",
+    "DataType.INT32",
+)
+USED_API_10 = ("NetworkDefinitionCreationFlag.STRONGLY_TYPED",)  # TensorRT 10 only (see above)
+
+
+def major_version(trt) -> int:
+    """Major version of an imported tensorrt module (0 where its __version__ is not a version)."""
+    head = str(getattr(trt, "__version__", "")).split(".")[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _has(trt, dotted: str) -> bool:
+    obj = trt
+    for part in dotted.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            return False
+    return True
+
+
+def api_problem(trt) -> str | None:
+    """None when the tensorrt module has everything this builder uses; else one line naming the
+    version found and what it lacks."""
+    version = getattr(trt, "__version__", "of unknown version")
+    major = major_version(trt)
+    if major not in SUPPORTED_MAJORS:
+        return (f"TensorRT engines not built: TensorRT {version} found, but this builder needs TensorRT 10.x or 11.x "
+                f"(strongly typed networks); the ONNX graphs are ready for run_engine's ONNX Runtime backend")
+    missing = [name for name in USED_API + (USED_API_10 if major == 10 else ()) if not _has(trt, name)]
+    if missing:
+        return (f"TensorRT engines not built: TensorRT {version} found, but its Python API lacks {', '.join(missing)}; "
+                f"the ONNX graphs are ready for run_engine's ONNX Runtime backend")
+    return None
+
+
+def version() -> str:
+    """Version of the importable tensorrt module (what the manifest records for the engines)."""
+    import tensorrt as trt
+
+    return str(trt.__version__)
+
 
 def why_unavailable() -> str | None:
     """None when engines can be built here, else one line saying why not."""
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt as trt
     except ImportError as e:
         return f"TensorRT engines not built: the tensorrt Python package is not importable ({e}); the ONNX graphs are ready for run_engine's ONNX Runtime backend"
+    problem = api_problem(trt)
+    if problem:
+        return problem
     try:
         import torch
 
@@ -28,25 +90,31 @@ def why_unavailable() -> str | None:
     return None
 
 
-def build_engine(onnx_path: Path, engine_path: Path, precision: str, profiles: dict | None = None,
-                 workspace_gb: float = 4.0) -> float:
-    """Builds ``engine_path`` from ``onnx_path``; ``profiles`` maps input name -> (min, opt, max)
-    shapes for dynamic inputs. Returns the build time in seconds."""
+def network_flags(trt) -> int:
+    """create_network's flags: STRONGLY_TYPED on TensorRT 10, none on 11 (always strongly typed)."""
+    if major_version(trt) == 10:
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
+
+
+def build_engine(onnx_path: Path, engine_path: Path, profiles: dict | None = None, workspace_gb: float = 4.0) -> float:
+    """Builds a strongly typed ``engine_path`` from ``onnx_path`` (its precision is the graph's);
+    ``profiles`` maps input name -> (min, opt, max) shapes for dynamic inputs. Returns the build time
+    in seconds."""
     import tensorrt as trt
 
+    problem = api_problem(trt)
+    if problem:
+        raise RuntimeError(problem)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "bf16":
-        config.set_flag(trt.BuilderFlag.BF16)
     if profiles:
         profile = builder.create_optimization_profile()
         for name, (lo, opt, hi) in profiles.items():

@@ -5,8 +5,11 @@ tokenizer that its ``generator.json`` records (checked against the SHA-256 recor
 Writes prefill.onnx (prefix + start block; no input for an unconditional model),
 step.onnx (one block against per-layer KV caches of a fixed length; fully static), decoder.onnx
 (codes -> frames), encoder.onnx for frame prediction, TensorRT engines where TensorRT and a GPU
-exist, and manifest.json. Each graph passes onnx.checker and an ONNX Runtime vs PyTorch comparison
-(max |diff| <= 1e-4 + 1e-4 * max |torch|) or the export fails. The attention op is exported through
+exist, and manifest.json. --precision fp16 or bf16 exports the graphs in that type (softmax
+statistics, logits and the encoder stay fp32; export/precision.py), and TensorRT builds strongly
+typed engines from them. Each graph passes onnx.checker and an ONNX Runtime vs PyTorch comparison
+in its precision (max |diff| <= atol + rtol * max |torch|: 1e-4 for fp32, 1e-2 for fp16, 5e-2 for
+bf16, which ONNX Runtime runs widened to fp32) or the export fails. The attention op is exported through
 a custom translation table into standard opset-18 ops (export/onnx_attention.py).
 """
 
@@ -20,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `python export/to_trt.py`
     sys.path.insert(0, str(ROOT))
 
-from export.pipeline import PRECISIONS  # noqa: E402
+from export.precision import PRECISIONS  # noqa: E402
 
 
 def latest_checkpoint(runs: Path) -> Path | None:
@@ -72,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where python -m nbp_ext.train wrote its runs (default: runs/ in the current folder)")
     p.add_argument("--output", type=Path, default=Path("engines"), help="export folder (default: engines/)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="TensorRT engine precision; ONNX graphs stay fp32 (default: fp32)")
+                   help="type of the ONNX graphs and so of the strongly typed TensorRT engines; softmax statistics, "
+                        "logits and the encoder stay fp32 (default: fp32)")
     p.add_argument("--max-batch", type=int, default=1, help="videos per run of the graphs (default: 1)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--guidance", dest="guidance", action="store_true", default=None,

@@ -63,10 +63,10 @@ _EXPORTS: dict = {}
 
 
 def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2, tokenizer: str = "tiny",
-             start: str = "learned"):
+             start: str = "learned", precision: str = "fp32"):
     """(export folder, model, tokenizer, manifest) of a tiny run exported with export/to_trt.py's main
-    (default run: the newest under runs/); built once per test session."""
-    key = (condition, style, max_batch, tokenizer, start)
+    (default run: the newest under runs/) in ``precision``; built once per test session."""
+    key = (condition, style, max_batch, tokenizer, start) + ((precision,) if precision != "fp32" else ())
     if key not in _EXPORTS:
         from export import to_trt
         from nbp_ext.models import NBPTransformer, VideoTokenizer
@@ -78,7 +78,8 @@ def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max
         past = time.time() - 3600
         os.utime(old, (past, past))  # the newest run is the one to export
         out = base / "engines"
-        code = to_trt.main(["--runs", str(runs), "--output", str(out), "--max-batch", str(max_batch), "--no-engines"])
+        code = to_trt.main(["--runs", str(runs), "--output", str(out), "--max-batch", str(max_batch), "--no-engines",
+                            "--precision", precision])
         assert code == 0, "export/to_trt.py failed"
         model = NBPTransformer.from_pretrained(run / "generator").eval()
         tokenizer = VideoTokenizer.from_pretrained(run.parent / "tokenizer-20260101-000000" / "tokenizer").eval()
@@ -99,3 +100,36 @@ def run_engine(*args, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def read_tokens(path, grid=GRID) -> np.ndarray:
     return np.fromfile(path, dtype=np.int64).reshape(-1, *grid)
+
+
+def ort_class_tokens(out: Path, manifest: dict, class_id: int, seed: int, cfg_scale: float, temperature: float,
+                     top_k: int, top_p: float) -> np.ndarray:
+    """The token grids (max_batch, T', H', W') that run_engine draws from a class-conditional export
+    with guidance, one video per seed from ``seed`` on, driven from Python: the export's own graphs
+    in ONNX Runtime (its KV caches in the graphs' type) and nbp_ext's sampler, as csrc/runtime/session.cpp does."""
+    from export import onnx_check
+    from nbp_ext.models.layout import BlockLayout
+    from nbp_ext.ops import sample_block
+
+    m = manifest["model"]
+    B, L, N, first = m["max_batch"], m["block_len"], m["max_cache_len"], m["first_block_position"]
+    prefill, step = onnx_check.ort_session(out / "prefill.onnx"), onnx_check.ort_session(out / "step.onnx")
+    prefix = np.array([[class_id]] * B + [[m["prefix"]["null_class"]]] * B, np.int64)
+    logits, *kv = prefill.run(None, {"prefix": prefix})
+    caches = [np.zeros((*t.shape[:2], N, t.shape[3]), t.dtype) for t in kv]
+    for c, t in zip(caches, kv):
+        c[:, :, : t.shape[2]] = t
+    seeds, blocks = torch.arange(seed, seed + B), []
+    for k in range(m["num_blocks"]):
+        if k:
+            pos = first + (k - 1) * L
+            feeds = {"tokens": np.concatenate([blocks[-1].numpy()] * 2), "position": np.array([pos], np.int64)}
+            feeds.update({f"past_{kind}_{i}": caches[2 * i + j] for i in range(m["num_layers"])
+                          for j, kind in enumerate(("key", "value"))})
+            logits, *kv = step.run(None, feeds)
+            for c, t in zip(caches, kv):
+                c[:, :, pos : pos + L] = t
+        lg = torch.from_numpy(logits)
+        blocks.append(sample_block(lg[:B], seeds, k, temperature, top_k, top_p, cfg_scale, lg[B:]))
+    layout = BlockLayout(tuple(m["latent_grid"]), tuple(m["block_shape"]))
+    return layout.to_grid(torch.cat(blocks, dim=1)).numpy()

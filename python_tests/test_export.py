@@ -193,3 +193,55 @@ def test_guidance_needs_a_class_model(tmp_path, capsys):
     run, _, _ = make_run(tmp_path / "runs", condition="none")
     assert to_trt.main(["--checkpoint", str(run / "generator"), "--guidance", "--output", str(tmp_path / "e")]) == 1
     assert "guidance needs a null class" in capsys.readouterr().err
+
+
+# ---- low-precision graphs ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("precision, low", [("fp16", "FLOAT16"), ("bf16", "BFLOAT16")])
+def test_low_precision_graphs(tmp_path_factory, precision, low):
+    """--precision fp16 / bf16: the generator's weights and KV caches in that type, the logits (and
+    the head weight that makes them) fp32; each graph matched PyTorch in the same precision within
+    export/precision.py's tolerance (bf16 in ONNX Runtime widened to fp32); no engines, so no
+    TensorRT version. The decoder is fp16 in an fp16 export and fp32 in a bf16 one (opset 18's Conv)."""
+    from export.precision import TOLERANCES
+
+    out, model, _, manifest = exported(tmp_path_factory.getbasetemp(), precision=precision)
+    kv = {"fp16": "float16", "bf16": "bfloat16"}[precision]
+    assert (manifest["precision"], manifest["onnx_dtype"], manifest["tensorrt_version"]) == (precision, kv, None)
+    for name in ("prefill", "step"):
+        entry = manifest["graphs"][name]
+        types = {t["name"]: t["dtype"] for t in entry["inputs"] + entry["outputs"]}
+        assert types["logits"] == "float32" and types["key_0"] == types["value_1"] == kv, types
+        graph = onnx.load(str(out / entry["onnx"]))
+        declared = {v.name: onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type).lower()
+                    for v in list(graph.graph.input) + list(graph.graph.output)}
+        assert declared == {n: {"float32": "float", "int64": "int64"}.get(t, t) for n, t in types.items()}
+        weights = [t for t in graph.graph.initializer if len(t.dims) >= 2]
+        wide = [tuple(t.dims) for t in weights if t.data_type == onnx.TensorProto.FLOAT]
+        assert all(model.config.vocab_size in dims for dims in wide), wide  # the head only
+        assert sum(t.data_type == getattr(onnx.TensorProto, low) for t in weights) >= 4 * model.config.n_layer
+    decoder = onnx.load(str(out / "decoder.onnx"))
+    want = "FLOAT16" if precision == "fp16" else "FLOAT"
+    assert {t.data_type for t in decoder.graph.initializer if len(t.dims) >= 2} == {getattr(onnx.TensorProto, want)}
+    atol, rtol = TOLERANCES[precision]
+    diffs = manifest["parity"]["max_abs_diff"]
+    print(f"{precision}: ONNX Runtime vs PyTorch max |diff| {diffs} (tolerance {atol} + {rtol} * max |torch|)")
+    assert max(diffs.values()) <= atol  # the export itself failed above atol + rtol * max |torch|
+
+
+def test_bf16_widening_is_exact_for_weights():
+    """A bf16 graph widened for ONNX Runtime keeps its weights' values (bf16 -> fp32 is exact)."""
+    from onnx import helper, numpy_helper
+
+    w = torch.randn(3, 4).to(torch.bfloat16)
+    init = helper.make_tensor("w", onnx.TensorProto.BFLOAT16, [3, 4], w.float().flatten().tolist())
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    cast = helper.make_node("Cast", ["y"], ["z"], to=onnx.TensorProto.BFLOAT16)
+    graph = helper.make_graph([node, cast], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.BFLOAT16, [2, 3])],
+                              [helper.make_tensor_value_info("z", onnx.TensorProto.BFLOAT16, [2, 4])], [init])
+    wide = onnx_check.widened_bf16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    assert not onnx_check.has_bf16(wide)
+    np.testing.assert_array_equal(numpy_helper.to_array(wide.graph.initializer[0]), w.float().numpy())
+    x = torch.randn(2, 3).to(torch.bfloat16)
+    got = ort.InferenceSession(wide.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": onnx_check.to_numpy(x)})[0]
+    np.testing.assert_allclose(got, (x.float() @ w.float()).numpy(), rtol=1e-6, atol=1e-6)

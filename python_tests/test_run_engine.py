@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import av
@@ -16,7 +17,8 @@ import torch
 
 from export.manifest import sha256_file
 from nbp_ext.generate import SamplingConfig, generate_tokens
-from run_engine_helpers import NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, read_tokens, run_engine
+from run_engine_helpers import (NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, ort_class_tokens, read_tokens,
+                                run_engine)
 
 # Exit codes (csrc/runtime/status.h).
 USAGE, MANIFEST, ENGINE, INPUT, RUNTIME, OUTPUT = 2, 3, 4, 5, 6, 7
@@ -206,6 +208,8 @@ def test_malformed_manifest(copy, tmp_path, text, needle):
     (lambda m: m["model"].__setitem__("vocab_size", 1000), "graphs.prefill tensor 'logits' does not have the shape"),
     (lambda m: m["model"].__setitem__("start", "sideways"), "key 'model.start': expected \"learned\" or \"hybrid\""),
     (lambda m: m["model"].__setitem__("start", "hybrid"), "missing key 'graphs.token_step'"),
+    (lambda m: (m["graphs"]["step"].__setitem__("engine", "step.engine"), m["files"].__setitem__("step.engine", "0" * 64)),
+     "key 'tensorrt_version': expected the TensorRT version that built the engines"),
 ])
 def test_inconsistent_manifest(copy, tmp_path, edit, needle):
     edit_manifest(copy, edit)
@@ -276,3 +280,74 @@ def test_onnxruntime_cuda_backend(cls, tmp_path):
 def test_unwritable_output(cls, tmp_path):
     r = run_engine("--engines", cls[0], "--output", tmp_path / "no" / "such" / "dir" / "v.y4m", "--quiet")
     check_fails(r, OUTPUT, "v.y4m: cannot open for writing")
+
+
+# ---- low-precision exports and TensorRT versions ------------------------------------------------
+
+def test_fp16_export_same_tokens_as_its_graphs(tmp_path_factory, built, tmp_path):
+    """An fp16 export (fp16 KV caches, fp32 logits): run_engine draws exactly the tokens that its
+    graphs give in ONNX Runtime driven from Python with nbp_ext's sampler (the fp32 model's tokens
+    differ once a draw falls within fp16 rounding of a boundary)."""
+    out, _, _, manifest = exported(tmp_path_factory.getbasetemp(), precision="fp16")
+    assert manifest["graphs"]["step"]["inputs"][2]["dtype"] == "float16"
+    r = run_engine("--engines", out, "--class", 2, "--seed", 11, "--num-videos", 2, "--temperature", 0.9, "--top-k", 20,
+                   "--top-p", 0.8, "--guidance", 2, "--output", tmp_path / "v.y4m", "--tokens-out", tmp_path / "t.bin")
+    assert r.returncode == 0, r.stderr
+    want = ort_class_tokens(out, manifest, 2, 11, cfg_scale=2.0, temperature=0.9, top_k=20, top_p=0.8)
+    assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
+    with av.open(str(tmp_path / "v.y4m")) as c:
+        assert len(list(c.decode(video=0))) == VIDEO[0]
+
+
+def test_graphs_of_two_precisions_are_refused(copy, tmp_path_factory, tmp_path):
+    """An fp16 prefill beside an fp32 step: each graph matches its manifest entry, but their caches
+    differ in type."""
+    fp16, _, _, manifest = exported(tmp_path_factory.getbasetemp(), precision="fp16")
+    shutil.copy(fp16 / "prefill.onnx", copy / "prefill.onnx")
+
+    def edit(m):
+        m["graphs"]["prefill"] = manifest["graphs"]["prefill"]
+        m["files"]["prefill.onnx"] = sha256_file(copy / "prefill.onnx")
+    edit_manifest(copy, edit)
+    check_fails(run_in(copy, tmp_path), MANIFEST, "graphs.prefill tensor 'key_0' is float16, expected float32 "
+                "(the type of the step graph's caches)")
+
+
+def test_bf16_export_needs_tensorrt(tmp_path_factory, built, tmp_path):
+    """ONNX Runtime's CPU provider has no bf16 kernels: a bf16 export is refused with what runs it."""
+    out, _, _, _ = exported(tmp_path_factory.getbasetemp(), precision="bf16")
+    check_fails(run_in(out, tmp_path, "--backend", "onnxruntime"), ENGINE, "prefill.onnx: ONNX Runtime cannot load it",
+                "no bfloat16 kernels: run a bf16 export with --backend tensorrt")
+
+
+@pytest.fixture(scope="module")
+def version_check(tmp_path_factory):
+    """tests/cpp/trt_version_check: run_engine's manifest loading and TensorRT version check, built
+    without TensorRT."""
+    exe = tmp_path_factory.mktemp("cpp") / "trt_version_check"
+    rt = ROOT / "csrc" / "runtime"
+    sources = [ROOT / "python_tests" / "cpp" / "trt_version_check.cpp"] + [rt / f for f in
+                                                                           ("manifest.cpp", "json.cpp", "sha256.cpp", "trt_version.cpp")]
+    r = subprocess.run(["g++", "-std=c++17", "-O0", "-Wall", "-Wextra", "-Werror", f"-I{rt}", *map(str, sources), "-o", str(exe)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return exe
+
+
+@pytest.mark.parametrize("built_with, running, code, needle", [
+    ("10.16.1.11", "11.4.0", ENGINE, "the engines were built with TensorRT 10.16.1.11, this run_engine runs TensorRT 11.4.0, "
+                                     "which cannot load them; rebuild them with python export/to_trt.py --precision fp32"),
+    ("11.4.0.106", "10.16.1", ENGINE, "built with TensorRT 11.4.0.106, this run_engine runs TensorRT 10.16.1"),
+    ("11.4.0.106", "11.1.0", 0, ""),
+    ("10.0.1.6", "10.16.1", 0, ""),
+    ("garbage", "11.4.0", ENGINE, "built with TensorRT garbage"),
+])
+def test_engines_of_another_tensorrt_major_are_refused(copy, version_check, built_with, running, code, needle):
+    def edit(m):
+        m["graphs"]["step"]["engine"] = "step.engine"
+        m["files"]["step.engine"] = "0" * 64
+        m["tensorrt_version"] = built_with
+    edit_manifest(copy, edit)
+    r = subprocess.run([str(version_check), str(copy), running], capture_output=True, text=True)
+    assert r.returncode == code, r.stderr
+    assert needle in r.stderr

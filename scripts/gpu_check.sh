@@ -11,7 +11,9 @@
 # GPU_CHECK_FULL=1 (the whole test suite instead of the GPU-relevant files),
 # GPU_CHECK_BENCH=0 (no benchmarks), GPU_CHECK_ATTN_DTYPES (default "bfloat16 float32"),
 # GPU_CHECK_PIPELINE_MIN (minutes for the pipeline smoke run,
-# default 2; 0 skips it).
+# default 2; 0 skips it), GPU_CHECK_TRT_PRECISIONS (default "fp32 fp16 bf16": the precisions in which
+# export/to_trt.py builds and times strongly typed TensorRT engines of the newest run, where the
+# tensorrt package imports).
 # Every step runs even when an earlier one fails; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +95,15 @@ fi
   if [ "$minutes" != 0 ]; then
     step "pipeline ($minutes min)" $(( ${minutes%.*} * 60 + 240 )) \
       "$PY" -m nbp_ext.train --time-limit "$minutes"
+  fi
+  # TensorRT engines of the newest run (the pipeline's) in each precision: to_trt.py prints each
+  # engine's build time and milliseconds per run, and the TensorRT version it used.
+  if "$PY" -c "import tensorrt" 2>/dev/null; then
+    for p in ${GPU_CHECK_TRT_PRECISIONS:-fp32 fp16 bf16}; do
+      step "tensorrt engines $p" 600 "$PY" export/to_trt.py --precision "$p" --output "$outdir/engines-$p"
+    done
+  else
+    echo "(tensorrt engines: skipped, the tensorrt package does not import for $PY)"
   fi
   echo "failed steps: ${failed[*]:-none}"
 } 2>&1 | tee "$out"

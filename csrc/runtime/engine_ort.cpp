@@ -149,7 +149,12 @@ class OrtBackend final : public Backend {
       if (opts_.cuda) NBP_RT_TRY(append_cuda(&so));
       engine = std::make_unique<OrtEngine>(path, Ort::Session(*env_, path.c_str(), so));
     } catch (const Ort::Exception& e) {
-      return Err(ExitCode::kEngine, path, ": ONNX Runtime cannot load it: ", e.what());
+      // The CPU provider has no bf16 arithmetic kernels, so a bf16 export fails here; say what runs it.
+      const char* hint = m.precision == "bf16" && !opts_.cuda
+                             ? " (ONNX Runtime's CPU provider has no bfloat16 kernels: run a bf16 export with --backend "
+                               "tensorrt, or export with --precision fp16 or fp32)"
+                             : "";
+      return Err(ExitCode::kEngine, path, ": ONNX Runtime cannot load it: ", e.what(), hint);
     }
     NBP_RT_TRY(engine->describe());
     NBP_RT_TRY(check_engine_io(*engine, spec));

@@ -1,9 +1,10 @@
-// TensorRT 10 backend: one engine (plan file) per graph, device buffers, one CUDA stream. Inputs and
+// TensorRT backend (10.x and 11.x): one engine (plan file) per graph, device buffers, one CUDA stream. Inputs and
 // outputs are bound with setTensorAddress; a graph runs with enqueueV3. An engine whose inputs are
 // all static (the step engine) is captured into a CUDA graph on its first run and replayed after,
 // which is valid because the session binds it once: its KV caches never move. Sampling runs on the
 // device with nbp::sample_block_cuda when the kernels were built with CUDA, and never syncs; errors
-// it flags are read once, at synchronize(). Compiled only where TensorRT was found (cmake option
+// it flags are read once, at synchronize(). Engines built by another TensorRT major version are
+// refused before deserializing (trt_version.h); their tensors' types are the graphs' (strongly typed). Compiled only where TensorRT was found (cmake option
 // NBP_WITH_TENSORRT); engine_trt_stub.cpp stands in elsewhere.
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
@@ -14,6 +15,7 @@
 
 #include "engine.h"
 #include "sampling.h"
+#include "trt_version.h"
 
 namespace nbp::rt {
 namespace {
@@ -161,13 +163,14 @@ class TrtBackend final : public Backend {
       return Err(ExitCode::kEngine, m.path, ": no TensorRT engine for '", spec.onnx,
                  "' (export on a machine with TensorRT, or use --backend onnxruntime)");
     }
+    NBP_RT_TRY(check_engine_version(m, trt_version_string(getInferLibVersion())));
     NBP_RT_TRY(verify_file(m, spec.engine));
     const std::string path = m.file(spec.engine);
     std::ifstream in(path, std::ios::binary);
     const std::vector<char> blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::unique_ptr<nvinfer1::ICudaEngine> engine(runtime_->deserializeCudaEngine(blob.data(), blob.size()));
     if (!engine) {
-      return Err(ExitCode::kEngine, path, ": TensorRT cannot deserialize it (built by another TensorRT version or GPU?): ",
+      return Err(ExitCode::kEngine, path, ": TensorRT cannot deserialize it (built for another GPU, or a corrupt file?): ",
                  logger_.last_error);
     }
     auto e = std::make_unique<TrtEngine>(path, std::move(engine), stream_);

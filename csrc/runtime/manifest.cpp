@@ -272,6 +272,16 @@ Status load_manifest(const std::string& dir, Manifest* out) {
       if (!f->empty() && !m.sha256.count(*f)) return r.missing("files." + *f);
     }
   }
+  bool has_engines = false;
+  for (const GraphSpec* g : {&m.prefill, &m.step, &m.decoder, &m.encoder, &m.token_step}) has_engines |= !g->engine.empty();
+  if (const json::Value* v = root.find("tensorrt_version"); v && !v->is_null()) {
+    if (!v->is_string() || v->as_string().empty()) return r.bad("tensorrt_version", "a version string or null");
+    m.tensorrt_version = v->as_string();
+  }
+  if (has_engines && m.tensorrt_version.empty()) {
+    return r.bad("tensorrt_version", "the TensorRT version that built the engines (re-export with this version of "
+                 "export/to_trt.py)");
+  }
   NBP_RT_TRY(check_consistency(r, m));
   *out = std::move(m);
   return Status::Ok();

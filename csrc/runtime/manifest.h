@@ -76,6 +76,7 @@ struct Manifest {
   std::string dir;   // the folder holding manifest.json
   std::string path;  // manifest.json itself
   std::string precision;
+  std::string tensorrt_version;  // TensorRT that built the engines ("11.4.0"); empty when there are none
   ModelSpec model;
   VideoSpec video;
   SamplingDefaults sampling;

@@ -10,9 +10,10 @@ namespace {
 
 std::string layer_name(const char* base, int64_t i) { return std::string(base) + "_" + std::to_string(i); }
 
-// Binds `name` after checking that the manifest lists it with this shape (dynamic sizes match any).
+// Binds `name` after checking that the manifest lists it with this shape (dynamic sizes match any)
+// and element type.
 Status bind_checked(const Manifest& m, const char* graph, const GraphSpec& spec, Engine* engine, const std::string& name,
-                    void* data, const std::vector<int64_t>& shape) {
+                    void* data, const std::vector<int64_t>& shape, ElemType type) {
   const TensorSpec* t = nullptr;
   for (const auto* list : {&spec.inputs, &spec.outputs}) {
     for (const TensorSpec& x : *list) if (x.name == name) t = &x;
@@ -25,6 +26,11 @@ Status bind_checked(const Manifest& m, const char* graph, const GraphSpec& spec,
     for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
     return Err(ExitCode::kManifest, m.path, ": graphs.", graph, " tensor '", name, "' does not have the shape (", want,
                ") that the model section implies");
+  }
+  if (t->type != type) {
+    const bool cache = name.rfind("key_", 0) == 0 || name.rfind("value_", 0) == 0 || name.rfind("past_", 0) == 0;
+    return Err(ExitCode::kManifest, m.path, ": graphs.", graph, " tensor '", name, "' is ", elem_type_name(t->type), ", expected ",
+               elem_type_name(type), cache ? " (the type of the step graph's caches)" : "");
   }
   return engine->bind(name, data, shape);
 }
@@ -56,6 +62,14 @@ Status Session::init() {
   if (s.prefix_kind == PrefixKind::kFrames) NBP_RT_TRY(backend_->open(m_, m_.encoder, &encoder_));
   if (s.hybrid_start) NBP_RT_TRY(backend_->open(m_, m_.token_step, &token_step_));
 
+  // The KV caches hold the graphs' precision (float32, or float16/bfloat16 for a low-precision
+  // export); every key and value tensor must have the step graph's cache type.
+  kv_type_ = ElemType::kFloat32;
+  for (const TensorSpec& t : m_.step.inputs) if (t.name == "past_key_0") kv_type_ = t.type;
+  if (kv_type_ != ElemType::kFloat32 && kv_type_ != ElemType::kFloat16 && kv_type_ != ElemType::kBFloat16) {
+    return Err(ExitCode::kManifest, m_.path, ": graphs.step tensor 'past_key_0' is ", elem_type_name(kv_type_),
+               ", expected float32, float16 or bfloat16");
+  }
   const int64_t R = s.graph_batch, P = s.prefix_len, L = s.block_len, V = s.vocab_size, S = s.start_len();
   const int64_t H = s.kv_heads, D = s.head_dim, F = P + S, N = s.max_cache_len;
   const std::vector<int64_t> prefill_kv{R, H, F, D}, cache_kv{R, H, N, D}, step_kv{R, H, L, D}, token_kv{R, H, 1, D};
@@ -65,27 +79,27 @@ Status Session::init() {
   NBP_RT_TRY(alloc(R * L * V, ElemType::kFloat32, "logits", &logits_));
   if (P > 0) {
     NBP_RT_TRY(alloc(R * P, ElemType::kInt64, "prefix", &prefix_));
-    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "prefix", prefix_.data(), {R, P}));
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "prefix", prefix_.data(), {R, P}, ElemType::kInt64));
   }
   if (s.hybrid_start) {  // the prefill and the token step share one token's logits
     NBP_RT_TRY(alloc(R * V, ElemType::kFloat32, "token logits", &token_logits_));
     NBP_RT_TRY(alloc(R, ElemType::kInt64, "token", &token_in_));
-    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", token_logits_.data(), {R, 1, V}));
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", token_logits_.data(), {R, 1, V}, ElemType::kFloat32));
   } else {
-    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", logits_.data(), {R, L, V}));
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), "logits", logits_.data(), {R, L, V}, ElemType::kFloat32));
   }
 
   // Step: block tokens, their first position and the caches -> logits, the block's keys and values.
   NBP_RT_TRY(alloc(R * L, ElemType::kInt64, "block tokens", &tokens_in_));
   NBP_RT_TRY(alloc(1, ElemType::kInt64, "position", &position_));
-  NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "tokens", tokens_in_.data(), {R, L}));
-  NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "position", position_.data(), {1}));
-  NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "logits", logits_.data(), {R, L, V}));
+  NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "tokens", tokens_in_.data(), {R, L}, ElemType::kInt64));
+  NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "position", position_.data(), {1}, ElemType::kInt64));
+  NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), "logits", logits_.data(), {R, L, V}, ElemType::kFloat32));
 
   if (s.hybrid_start) {
-    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "tokens", token_in_.data(), {R, 1}));
-    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "position", position_.data(), {1}));
-    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "logits", token_logits_.data(), {R, 1, V}));
+    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "tokens", token_in_.data(), {R, 1}, ElemType::kInt64));
+    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "position", position_.data(), {1}, ElemType::kInt64));
+    NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, token_step_.get(), "logits", token_logits_.data(), {R, 1, V}, ElemType::kFloat32));
   }
 
   const size_t layers = static_cast<size_t>(s.num_layers);
@@ -95,26 +109,26 @@ Status Session::init() {
     token_v_.resize(layers);
   }
   for (size_t i = 0; i < layers; ++i) {
-    NBP_RT_TRY(alloc(numel(prefill_kv), ElemType::kFloat32, "prefill keys", &prefill_k_[i]));
-    NBP_RT_TRY(alloc(numel(prefill_kv), ElemType::kFloat32, "prefill values", &prefill_v_[i]));
-    NBP_RT_TRY(alloc(numel(cache_kv), ElemType::kFloat32, "key cache", &cache_k_[i]));
-    NBP_RT_TRY(alloc(numel(cache_kv), ElemType::kFloat32, "value cache", &cache_v_[i]));
-    NBP_RT_TRY(alloc(numel(step_kv), ElemType::kFloat32, "block keys", &new_k_[i]));
-    NBP_RT_TRY(alloc(numel(step_kv), ElemType::kFloat32, "block values", &new_v_[i]));
-    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), layer_name("key", i), prefill_k_[i].data(), prefill_kv));
-    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), layer_name("value", i), prefill_v_[i].data(), prefill_kv));
-    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("past_key", i), cache_k_[i].data(), cache_kv));
-    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("past_value", i), cache_v_[i].data(), cache_kv));
-    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("key", i), new_k_[i].data(), step_kv));
-    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("value", i), new_v_[i].data(), step_kv));
+    NBP_RT_TRY(alloc(numel(prefill_kv), kv_type_, "prefill keys", &prefill_k_[i]));
+    NBP_RT_TRY(alloc(numel(prefill_kv), kv_type_, "prefill values", &prefill_v_[i]));
+    NBP_RT_TRY(alloc(numel(cache_kv), kv_type_, "key cache", &cache_k_[i]));
+    NBP_RT_TRY(alloc(numel(cache_kv), kv_type_, "value cache", &cache_v_[i]));
+    NBP_RT_TRY(alloc(numel(step_kv), kv_type_, "block keys", &new_k_[i]));
+    NBP_RT_TRY(alloc(numel(step_kv), kv_type_, "block values", &new_v_[i]));
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), layer_name("key", i), prefill_k_[i].data(), prefill_kv, kv_type_));
+    NBP_RT_TRY(bind_checked(m_, "prefill", m_.prefill, prefill_.get(), layer_name("value", i), prefill_v_[i].data(), prefill_kv, kv_type_));
+    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("past_key", i), cache_k_[i].data(), cache_kv, kv_type_));
+    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("past_value", i), cache_v_[i].data(), cache_kv, kv_type_));
+    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("key", i), new_k_[i].data(), step_kv, kv_type_));
+    NBP_RT_TRY(bind_checked(m_, "step", m_.step, step_.get(), layer_name("value", i), new_v_[i].data(), step_kv, kv_type_));
     if (s.hybrid_start) {
       Engine* e = token_step_.get();
-      NBP_RT_TRY(alloc(numel(token_kv), ElemType::kFloat32, "token keys", &token_k_[i]));
-      NBP_RT_TRY(alloc(numel(token_kv), ElemType::kFloat32, "token values", &token_v_[i]));
-      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("past_key", i), cache_k_[i].data(), cache_kv));
-      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("past_value", i), cache_v_[i].data(), cache_kv));
-      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("key", i), token_k_[i].data(), token_kv));
-      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("value", i), token_v_[i].data(), token_kv));
+      NBP_RT_TRY(alloc(numel(token_kv), kv_type_, "token keys", &token_k_[i]));
+      NBP_RT_TRY(alloc(numel(token_kv), kv_type_, "token values", &token_v_[i]));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("past_key", i), cache_k_[i].data(), cache_kv, kv_type_));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("past_value", i), cache_v_[i].data(), cache_kv, kv_type_));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("key", i), token_k_[i].data(), token_kv, kv_type_));
+      NBP_RT_TRY(bind_checked(m_, "token_step", m_.token_step, e, layer_name("value", i), token_v_[i].data(), token_kv, kv_type_));
     }
   }
 
@@ -125,16 +139,16 @@ Status Session::init() {
   const int64_t grid = s.grid[0] * s.grid[1] * s.grid[2];
   NBP_RT_TRY(alloc(grid, ElemType::kInt64, "codes", &codes_));
   NBP_RT_TRY(alloc(3 * m_.video.frames * m_.video.height * m_.video.width, ElemType::kFloat32, "video", &video_));
-  NBP_RT_TRY(bind_checked(m_, "decoder", m_.decoder, decoder_.get(), "codes", codes_.data(), {1, s.grid[0], s.grid[1], s.grid[2]}));
-  NBP_RT_TRY(bind_checked(m_, "decoder", m_.decoder, decoder_.get(), "video", video_.data(), {1, 3, m_.video.frames, m_.video.height, m_.video.width}));
+  NBP_RT_TRY(bind_checked(m_, "decoder", m_.decoder, decoder_.get(), "codes", codes_.data(), {1, s.grid[0], s.grid[1], s.grid[2]}, ElemType::kInt64));
+  NBP_RT_TRY(bind_checked(m_, "decoder", m_.decoder, decoder_.get(), "video", video_.data(), {1, 3, m_.video.frames, m_.video.height, m_.video.width}, ElemType::kFloat32));
   if (encoder_) {
     const std::vector<int64_t>& vin = m_.encoder.inputs.at(0).shape;  // (1, 3, Tc, H, W)
     const std::vector<int64_t> vin_shape{1, 3, vin.at(2), m_.video.height, m_.video.width};
     const std::vector<int64_t> cout_shape{1, s.context_frames, s.grid[1], s.grid[2]};
     NBP_RT_TRY(alloc(numel(vin_shape), ElemType::kFloat32, "context video", &enc_video_));
     NBP_RT_TRY(alloc(numel(cout_shape), ElemType::kInt64, "context codes", &enc_codes_));
-    NBP_RT_TRY(bind_checked(m_, "encoder", m_.encoder, encoder_.get(), "video", enc_video_.data(), vin_shape));
-    NBP_RT_TRY(bind_checked(m_, "encoder", m_.encoder, encoder_.get(), "codes", enc_codes_.data(), cout_shape));
+    NBP_RT_TRY(bind_checked(m_, "encoder", m_.encoder, encoder_.get(), "video", enc_video_.data(), vin_shape, ElemType::kFloat32));
+    NBP_RT_TRY(bind_checked(m_, "encoder", m_.encoder, encoder_.get(), "codes", enc_codes_.data(), cout_shape, ElemType::kInt64));
   }
   return Status::Ok();
 }
@@ -192,7 +206,7 @@ Status Session::store_block(int64_t count, int64_t block) {
 Status Session::append_kv(const std::vector<Buffer>& keys, const std::vector<Buffer>& values, int64_t position,
                           int64_t width) {
   const ModelSpec& s = m_.model;
-  const size_t D = static_cast<size_t>(s.head_dim) * sizeof(float);
+  const size_t D = static_cast<size_t>(s.head_dim) * elem_size(kv_type_);
   const size_t rows = static_cast<size_t>(s.graph_batch * s.kv_heads);
   const size_t pitch = D * static_cast<size_t>(s.max_cache_len), bytes = D * static_cast<size_t>(width);
   for (size_t i = 0; i < cache_k_.size(); ++i) {

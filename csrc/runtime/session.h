@@ -59,6 +59,7 @@ class Session {
   Buffer token_logits_, token_in_;  // hybrid start: one token's logits and input
   std::vector<Buffer> prefill_k_, prefill_v_, cache_k_, cache_v_, new_k_, new_v_, token_k_, token_v_;
   Buffer codes_, video_, enc_video_, enc_codes_;
+  ElemType kv_type_ = ElemType::kFloat32;  // element type of every key and value buffer
 };
 
 }  // namespace nbp::rt

@@ -1,6 +1,6 @@
 """Generator training on 1 and 2 processes: ddp and fsdp, with and without activation checkpointing.
 
-    python bench/distributed.py [--model small] [--grid 3 8 8] [--batch 4] [--steps 8] [--device cpu]
+    python bench/distributed.py [--model small] [--grid 3 8 8] [--batch 4] [--steps 8] [--device cpu] [--procs 1,2]
 
 Each row is a separate ``torchrun`` launch (gloo on a CPU, nccl on GPUs) of this file as a worker:
 the training loop's own pieces (``parallelize``, ``model.loss``, AdamW, clipping) on random tokens,
@@ -107,7 +107,8 @@ def driver(args) -> None:
     rows, base = [], None
     out_dir = Path(args.scratch)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for procs, parallel, ckpt in VARIANTS:
+    wanted = {int(n) for n in args.procs.split(",")}
+    for procs, parallel, ckpt in [v for v in VARIANTS if v[0] in wanted]:
         out = out_dir / f"run-{procs}-{parallel}-{int(ckpt)}"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--master-port",
                str(free_port()), __file__, "--worker", "--out", str(out), "--model", args.model, "--grid",
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="timed steps (after 2 untimed ones)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"))
+    ap.add_argument("--procs", default="1,2", help="process counts to run (1 on a machine with one GPU)")
     ap.add_argument("--scratch", default="/tmp/nbp-bench-distributed", help="where the workers write their records")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)

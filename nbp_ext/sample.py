@@ -20,9 +20,11 @@ from .data.video_reader import ClipSpec
 from .generate import SamplingConfig, generate
 from .hardware import require_native_bf16
 from .models import NBPTransformer, VideoTokenizer
+from .models.pretrained import WEIGHTS_FILE, file_sha256
 
 GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
 GRID_VIDEOS = 12  # videos in a sample grid: every class of the synthetic set
+MAX_VIDEOS = 256  # --num: the videos of one call are generated together and written side by side
 RUN_INFO = "generator.json"  # run_dir/generator.json: its tokenizer, token folder, class names, sampling
 
 
@@ -73,10 +75,21 @@ def load_run(run: str | Path, device, tokenizer: str | None = None) -> tuple[NBP
         raise FileNotFoundError(f"--run must be a generator run folder with {GENERATOR_DIR}/ "
                                 f"(made by python -m nbp_ext.train nbp), got {run}")
     model = NBPTransformer.from_pretrained(run / GENERATOR_DIR).to(device).eval()
-    info = json.loads((run / RUN_INFO).read_text()) if (run / RUN_INFO).is_file() else {}
+    info = {}
+    if (run / RUN_INFO).is_file():
+        try:
+            info = json.loads((run / RUN_INFO).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{run / RUN_INFO}: not valid JSON ({str(e)[:80]})") from None
+        if not isinstance(info, dict):
+            raise ValueError(f"{run / RUN_INFO}: must be a JSON object")
     tok_dir = tokenizer or info.get("tokenizer")
     if not tok_dir:
         raise FileNotFoundError(f"no tokenizer recorded in {run / RUN_INFO}: give --tokenizer")
+    expected = info.get("tokenizer_sha256")  # the tokenizer the generator's tokens came from
+    if expected and (Path(tok_dir) / WEIGHTS_FILE).is_file() and file_sha256(Path(tok_dir) / WEIGHTS_FILE) != expected:
+        raise ValueError(f"tokenizer {tok_dir} is not the one this generator was trained on ({run / RUN_INFO} records "
+                         "another SHA-256 of its weights)")
     return model, load_tokenizer(tok_dir, model.config.vocab_size, device), info
 
 
@@ -177,8 +190,9 @@ def main(argv: list[str] | None = None) -> Path:
             model = model.to(torch.bfloat16)
         mcfg = model.config
         sampling = resolve_sampling(args, info, mcfg.condition)
-        if args.num < 1:
-            raise ValueError(f"--num must be >= 1, got {args.num}")
+        if not 1 <= args.num <= MAX_VIDEOS:
+            raise ValueError(f"--num must be in [1, {MAX_VIDEOS}] (videos written side by side into one file), "
+                             f"got {args.num}")
         if mcfg.condition == "class":
             if args.cls is None:
                 raise ValueError(f"--class is required: this model is class-conditional (0 .. {mcfg.num_classes - 1})")

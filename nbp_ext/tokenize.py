@@ -8,7 +8,6 @@ extraction; a finished split is left as it is.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -21,7 +20,7 @@ from .data import (BadFileTracker, DataConfig, TokenFileWriter, VideoFileDataset
                    build_loader)
 from .data.clip_cache import CachedClipDataset
 from .models import VideoTokenizer
-from .models.pretrained import WEIGHTS_FILE
+from .models.pretrained import WEIGHTS_FILE, file_sha256
 from .train.distributed import pick_device
 from .train.progress import StepProgress
 from .train.run_dir import latest_run_dir
@@ -45,14 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", dest="progress", action="store_false")
     # Data options default to what the tokenizer was trained on (its run's args.json).
     add_data_arguments(p, **{f.name: None for f in fields(DataConfig)})
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _resolve_tokenizer(args: argparse.Namespace) -> Path:
@@ -131,7 +122,7 @@ def main(args: argparse.Namespace) -> Path:
     model = VideoTokenizer.from_pretrained(tokenizer_dir).to(device).eval()
     model.config.check_clip(data_cfg.frames, data_cfg.size)
     out = Path(args.out) if args.out else tokenizer_dir.parent / "tokens"
-    info = {"tokenizer_sha256": _file_sha256(tokenizer_dir / WEIGHTS_FILE), "data": asdict(data_cfg)}
+    info = {"tokenizer_sha256": file_sha256(tokenizer_dir / WEIGHTS_FILE), "data": asdict(data_cfg)}
     for split in splits:
         if args.overwrite and (out / split).exists():
             shutil.rmtree(out / split)

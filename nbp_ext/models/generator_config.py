@@ -36,6 +36,9 @@ class NBPConfig:
 
     def __post_init__(self):
         self.grid, self.block = tuple(self.grid), tuple(self.block)
+        for name in ("n_layer", "n_head", "d_model", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
         if self.style not in STYLES:

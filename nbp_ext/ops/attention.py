@@ -13,6 +13,9 @@ import torch
 from nbp_ext import _ext
 
 MAX_HEAD_DIM = 256
+# Positions are int64 in the kernels; bounding the last query's position keeps every sum the kernels
+# form (position - prefix, block ends) far from overflow.
+MAX_POSITION = 2**62
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -108,8 +111,19 @@ def block_causal_attention(
     _check_int("block_size", block_size, 1)
     _check_int("prefix_len", prefix_len, 0)
     _check_int("q_offset", q_offset, 0)
+    if q.shape[-1] < 1:
+        raise ValueError(f"q, k, v must have a head size >= 1, got {q.shape[-1]}")
+    if not isinstance(q_offset, torch.SymInt) and q_offset + q.shape[2] > MAX_POSITION:
+        raise ValueError(f"q_offset + Nq (the last query's position + 1) must be <= 2^62, got {q_offset} + {q.shape[2]}")
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1])
+    elif not math.isfinite(float(scale)):
+        raise ValueError(f"scale must be a finite number, got {scale}")
+    if q.shape[0] == 0 or q.shape[1] == 0 or q.shape[2] == 0:  # nothing to attend: a defined, empty result
+        if k.shape[0] != q.shape[0] or k.shape != v.shape:
+            raise ValueError(f"k and v must have q's batch and one shape, got q {tuple(q.shape)}, k {tuple(k.shape)}, "
+                             f"v {tuple(v.shape)}")
+        return q * 0  # empty, and part of q's graph
     out, _ = torch.ops.nbp.attention_fwd(q, k, v, block_size, prefix_len, q_offset, float(scale))
     return out
 

@@ -1,6 +1,6 @@
 // Block-causal attention, framework-free: raw pointers, element strides, a thread count or a stream.
 //
-// Visibility (DESIGN.md): with blk(i) = 0 for i < P and 1 + (i - P) / L otherwise, the query at
+// Visibility (docs/design.md): with blk(i) = 0 for i < P and 1 + (i - P) / L otherwise, the query at
 // absolute position i sees key j iff blk(j) <= blk(i). The visible keys of a query are therefore a
 // prefix [0, key_end(i)) of the key sequence, which is what every kernel exploits to skip tiles.
 #pragma once

@@ -1,6 +1,6 @@
 """Block-causal attention: the public op, its fake and autograd registration, and the reference.
 
-Visibility (DESIGN.md): with blk(i) = 0 for i < prefix_len and 1 + (i - prefix_len) // block_size
+Visibility (docs/design.md): with blk(i) = 0 for i < prefix_len and 1 + (i - prefix_len) // block_size
 otherwise, the query at absolute position q_offset + i sees key j iff blk(j) <= blk(q_offset + i).
 """
 

@@ -1,10 +1,13 @@
-"""Build of nbp: `pip install --no-build-isolation .` compiles nbp_ext._C with CMake + ninja + pybind11
-against the torch that is already installed (see README). Environment knobs:
+"""Build of nbp: `pip install .` compiles nbp_ext._C with CMake + ninja + pybind11. The op bindings use
+PyTorch's stable ABI (TORCH_TARGET in nbp_ext/_ext.py), so the module loads under any torch from that
+version on; it is compiled against the installed torch when there is one (build_backend/). Both
+`pip install .` and `pip install --no-build-isolation .` work. Environment knobs:
 
   NBP_CUDA=auto|0|1     build the CUDA kernels (auto: when nvcc and a CUDA build of torch exist)
   NBP_CUDA_ARCHS=80;90  CUDA architectures
   NBP_CPU_NATIVE=1|0    compile CPU kernels for this machine's vector ISA (-march=native)
   NBP_BUILD_JOBS=N      parallel compile jobs
+  NBP_BUILD_TORCH=spec  the torch an isolated build installs when the target environment has none
 """
 
 import os
@@ -17,25 +20,27 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "build_backend"))
+from torch_for_build import find_torch, torch_target  # noqa: E402
 
 
 def _log(msg: str) -> None:
     print(f"nbp: {msg}", file=sys.stderr, flush=True)
 
 
-def _cuda_decision(torch) -> tuple[bool, str]:
+def _cuda_decision(torch: dict) -> tuple[bool, str]:
     want = os.environ.get("NBP_CUDA", "auto").lower()
     if want in ("0", "off", "false", "no"):
         return False, "NBP_CUDA=0"
     nvcc = shutil.which("nvcc") or (
         os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc") if os.environ.get("CUDA_HOME") else None
     )
-    if torch.version.cuda is None:
-        reason = f"torch {torch.__version__} is a CPU build"
+    if torch["cuda"] is None:
+        reason = f"torch {torch['version']} is a CPU build"
     elif not nvcc or not os.path.exists(nvcc):
         reason = "no CUDA toolkit (nvcc) found"
     else:
-        return True, f"torch CUDA {torch.version.cuda}, nvcc at {nvcc}"
+        return True, f"torch CUDA {torch['cuda']}, nvcc at {nvcc}"
     if want in ("1", "on", "true", "yes"):
         raise RuntimeError(f"NBP_CUDA=1 but the CUDA kernels cannot be built: {reason}")
     return False, reason
@@ -69,12 +74,17 @@ class CMakeBuild(build_ext):
     def build_extension(self, ext: Extension) -> None:
         try:
             import pybind11
-            import torch
         except ImportError as err:
+            raise RuntimeError("building nbp needs pybind11: `pip install pybind11`, or build with `pip install .`") from err
+        target = torch_target()
+        torch = find_torch()
+        if torch is None:
             raise RuntimeError(
-                "building nbp needs torch and pybind11 installed first, then "
-                "`pip install --no-build-isolation .` (see README)"
-            ) from err
+                f"building nbp needs torch >= {target} (for its stable-ABI headers): install torch first, or "
+                "build with `pip install .`, which installs one into the build environment"
+            )
+        _log(f"compiling against torch {torch['version']} from {torch['where']} ({torch['dir']}); "
+             f"stable-ABI target torch {target}, so the module loads under any torch >= {target}")
 
         out_dir = Path(self.get_ext_fullpath(ext.name)).parent.resolve()
         build_dir = Path(self.build_temp).resolve() / "cmake"
@@ -87,15 +97,20 @@ class CMakeBuild(build_ext):
         args = [
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={out_dir}",
             f"-DPython_EXECUTABLE={sys.executable}",
-            f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path};{pybind11.get_cmake_dir()}",
+            f"-DCMAKE_PREFIX_PATH={pybind11.get_cmake_dir()}",
+            f"-DNBP_TORCH_DIR={torch['dir']}",
+            f"-DNBP_TORCH_TARGET={target}",
             "-DCMAKE_BUILD_TYPE=Release",
             f"-DNBP_WITH_CUDA={'ON' if with_cuda else 'OFF'}",
             f"-DNBP_CUDA_ARCHS={os.environ.get('NBP_CUDA_ARCHS', '80;90')}",
             f"-DNBP_CPU_NATIVE={'OFF' if os.environ.get('NBP_CPU_NATIVE', '1') == '0' else 'ON'}",
-            f"-DNBP_TORCH_VERSION={torch.__version__}",
+            f"-DNBP_TORCH_VERSION={torch['version']}",
         ]
+        # Tools are named explicitly: the CMake cache may hold paths from an earlier build whose
+        # (isolated, since deleted) build environment provided them.
+        args.append(f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
         if shutil.which("ninja"):
-            args.append("-GNinja")
+            args += ["-GNinja", f"-DCMAKE_MAKE_PROGRAM={shutil.which('ninja')}"]
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build_dir), *args], check=True)
         jobs = os.environ.get("NBP_BUILD_JOBS", str(os.cpu_count() or 2))
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "_C", "-j", jobs], check=True)
@@ -108,7 +123,7 @@ setup(
     description="Semi-autoregressive video generation by Next-Block Prediction",
     packages=find_packages(include=["nbp_ext", "nbp_ext.*"]),
     python_requires=">=3.10",
-    install_requires=["torch>=2.4", "numpy", "av", "safetensors", "tqdm"],
+    install_requires=[f"torch>={torch_target()}", "numpy", "av", "safetensors", "tqdm"],
     extras_require={
         "export": ["onnx", "onnxruntime", "onnxscript"],
         "test": ["pytest", "scipy", "onnx", "onnxruntime", "onnxscript"],

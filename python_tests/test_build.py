@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import nbp_ext
@@ -11,8 +12,12 @@ from nbp_ext import _ext
 
 def test_build_info_describes_the_build():
     info = nbp_ext.build_info()
-    assert set(info) >= {"cuda", "cuda_archs", "openmp", "compiler", "torch_version", "ops_version"}
-    assert info["torch_version"] == torch.__version__
+    assert set(info) >= {"cuda", "cuda_archs", "openmp", "compiler", "torch_version", "torch_target", "ops_version"}
+    # built on the stable ABI: against any torch >= the target, loading under this one
+    assert info["stable_abi"] is True
+    assert info["torch_target"] == _ext.TORCH_TARGET
+    assert _ext._major_minor(info["torch_version"]) >= _ext._major_minor(info["torch_target"])
+    assert _ext._major_minor(torch.__version__) >= _ext._major_minor(info["torch_target"])
     assert info["ops_version"] == _ext.OPS_VERSION
     assert info["compiler"]
     if info["cuda"]:
@@ -61,4 +66,49 @@ def test_missing_extension_says_how_to_rebuild():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("ExtensionNotBuiltError")
-    assert "pip install --no-build-isolation ." in out
+    assert "pip install ." in out and "--no-build-isolation" in out
+
+
+def _load_with_fake_module(attrs: str) -> str:
+    """Runs _ext.load() in a child where nbp_ext._C is a stand-in module with `attrs`; returns stdout."""
+    code = (
+        "import sys, types\n"
+        "import nbp_ext\n"
+        "fake = types.ModuleType('nbp_ext._C')\n"
+        f"{attrs}\n"
+        "sys.modules['nbp_ext._C'] = fake\n"
+        "nbp_ext._C = fake\n"
+        "from nbp_ext import _ext\n"
+        "try:\n"
+        "    _ext.load()\n"
+        "    print('loaded')\n"
+        "except ImportError as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_module_from_an_older_source_tree_is_stale():
+    """A module built before the bindings moved to the stable ABI (ops version 1, built for one exact
+    torch) is refused with the rebuild command."""
+    out = _load_with_fake_module(
+        "fake.OPS_VERSION = 1\n"
+        "fake.build_info = lambda: {'torch_version': '2.13.0+cpu', 'ops_version': 1}"
+    )
+    assert out.startswith("ExtensionNotBuiltError") and "stale (ops version 1" in out, out
+    assert "pip install ." in out
+
+
+def test_module_built_for_another_stable_target_is_stale():
+    out = _load_with_fake_module(
+        f"fake.OPS_VERSION = {_ext.OPS_VERSION}\n"
+        "fake.build_info = lambda: {'torch_target': '2.9', 'ops_version': 2}"
+    )
+    assert out.startswith("ExtensionNotBuiltError") and "stable-ABI target torch 2.9" in out, out
+
+
+def test_torch_older_than_the_target_is_refused_before_loading():
+    _ext.check_torch_version(torch.__version__)
+    _ext.check_torch_version("3.0.0")
+    with pytest.raises(_ext.ExtensionNotBuiltError, match=rf"needs torch >= {_ext.TORCH_TARGET}.*torch 2\.9\.1\+cu128 is installed"):
+        _ext.check_torch_version("2.9.1+cu128")

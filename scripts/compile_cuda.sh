@@ -28,21 +28,21 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 echo "compile_cuda: ${#files[@]} CUDA files compiled for sm_${archs[*]}"
 
-# The CUDA torch bindings (csrc/torch/*_cuda.cpp): a syntax check against the installed torch's
-# headers and the CUDA toolkit's, so they stay compilable on machines without a CUDA build of torch.
+# The CUDA torch bindings (csrc/torch/*_cuda.cpp) on PyTorch's stable ABI: compiled (not linked)
+# against the installed torch's stable headers, as CMake builds them (USE_CUDA declares the C shim's
+# CUDA entries, TORCH_TARGET_VERSION the stable-ABI target), so they stay compilable on machines
+# without a CUDA build of torch. They include no CUDA header: the kernels take the stream as void*.
+# -fvisibility=hidden as in the module build (torch::stable is a hidden namespace).
 PYTHON=${PYTHON:-.venv/bin/python}
-if [ -x "$PYTHON" ] && torch_inc=$("$PYTHON" -c 'import torch.utils.cpp_extension as c; print(" ".join(c.include_paths()))' 2>/dev/null); then
-  cuda_inc=""
-  for d in "${CUDA_HOME:-}" "$(dirname "$(readlink -f "$(command -v "$NVCC")")")/.." /usr/local/cuda /usr/local/cuda-*; do
-    if [ -n "$d" ] && [ -f "$d/include/cuda_runtime_api.h" ]; then cuda_inc="$d/include"; break; fi
-  done
-  [ -n "$cuda_inc" ] || { echo "compile_cuda: cuda_runtime_api.h not found; set CUDA_HOME" >&2; exit 1; }
-  shim="$out/shim/c10/cuda/impl"
-  mkdir -p "$shim" && : > "$shim/cuda_cmake_macros.h"  # generated only in CUDA builds of torch
-  incs=()
-  for d in $torch_inc; do incs+=(-I "$d"); done
+if [ -x "$PYTHON" ] && torch_dir=$("$PYTHON" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null); then
+  target=$(sed -n 's/^TORCH_TARGET = "\(.*\)"$/\1/p' nbp_ext/_ext.py)
+  [ -n "$target" ] || { echo "compile_cuda: TORCH_TARGET not found in nbp_ext/_ext.py" >&2; exit 1; }
+  target_hex=$(printf '0x%02x%02x000000000000' "${target%%.*}" "${target#*.}")
+  py_inc=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  pybind_inc=$("$PYTHON" -c 'import pybind11; print(pybind11.get_include())')
   for f in csrc/torch/*_cuda.cpp; do
-    "${CXX:-c++}" -std=c++17 -fsyntax-only -Wno-c++20-extensions "${incs[@]}" -I "$cuda_inc" -I "$out/shim" "$f"
+    "${CXX:-c++}" -std=c++17 -O1 -fvisibility=hidden -Wall -Werror -DUSE_CUDA -DTORCH_TARGET_VERSION="${target_hex}ULL" \
+      -I "$torch_dir/include" -I "$pybind_inc" -I "$py_inc" -c "$f" -o "$out/$(basename "$f").o"
   done
-  echo "compile_cuda: CUDA bindings pass a syntax check against torch's headers"
+  echo "compile_cuda: CUDA bindings compile against torch's stable-ABI headers (target torch $target)"
 fi

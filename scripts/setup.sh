@@ -3,8 +3,10 @@
 #   bash scripts/setup.sh            # CPU torch 2.13.0
 #   TORCH_SPEC="torch==2.13.0" VENV=.venv bash scripts/setup.sh
 # On a machine with a GPU, give a CUDA build of torch in TORCH_SPEC (e.g. TORCH_SPEC=torch) and the
-# CUDA kernels are built too (nvcc must be on PATH). The extension is compiled against the torch
-# installed here, so the build runs without isolation.
+# CUDA kernels are built too (nvcc must be on PATH). This is the developer set-up: an editable install
+# compiled against the torch installed here (no isolation, so rebuilds are incremental). The op
+# bindings use PyTorch's stable ABI, so the module keeps loading after a torch upgrade (>= the target,
+# nbp_ext/_ext.py TORCH_TARGET); a user installs with plain `pip install .`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

@@ -1,19 +1,16 @@
 // Tensor -> AttentionParams, shared by the CPU and CUDA bindings. Every check names its argument.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <cmath>
 
 #include "../kernels/attention.h"
 #include "checks.h"
 
 namespace nbp {
 
-inline Strides4 strides_of(const at::Tensor& t) { return Strides4{t.stride(0), t.stride(1), t.stride(2)}; }
+inline Strides4 strides_of(const Tensor& t) { return Strides4{t.stride(0), t.stride(1), t.stride(2)}; }
 
-// Last dimension contiguous, as the kernels require.
-inline at::Tensor rows_contiguous(const at::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
-
-inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+inline AttentionParams make_attention_params(const Tensor& q, const Tensor& k, const Tensor& v,
                                              int64_t block_size, int64_t prefix_len, int64_t q_offset,
                                              double scale) {
   check_rank(q, 4, "q", "(B, H, Nq, D)");
@@ -22,10 +19,10 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
   check_same_device(q, "q", k, "k");
   check_same_device(q, "q", v, "v");
   const DType dt = to_kernel_dtype(q, "q");
-  TORCH_CHECK_TYPE(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
-                   "q, k and v must share one dtype, got ", q.scalar_type(), ", ", k.scalar_type(), ", ",
-                   v.scalar_type());
-  NBP_CHECK(k.sizes() == v.sizes(), "k and v must have the same shape, got ", k.sizes(), " and ", v.sizes());
+  NBP_CHECK_TYPE(k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type(),
+                 "q, k and v must share one dtype, got ", q.scalar_type(), ", ", k.scalar_type(), ", ",
+                 v.scalar_type());
+  NBP_CHECK(same_shape(k, v), "k and v must have the same shape, got ", shape_of(k), " and ", shape_of(v));
   NBP_CHECK(q.size(0) == k.size(0), "q and k must have the same batch size, got ", q.size(0), " and ",
             k.size(0));
   NBP_CHECK(q.size(3) == k.size(3), "q and k must have the same head dim, got ", q.size(3), " and ", k.size(3));
@@ -57,22 +54,22 @@ inline AttentionParams make_attention_params(const at::Tensor& q, const at::Tens
 
 // The tensors of one call (kept alive while the kernel runs); prepare_* fill p's pointers and strides.
 struct AttentionTensors {
-  at::Tensor q, k, v, out, lse, dout, dq, dk, dv;
+  Tensor q, k, v, out, lse, dout, dq, dk, dv;
 };
 
-inline AttentionTensors prepare_forward(AttentionParams& p, const at::Tensor& q_in, const at::Tensor& k_in,
-                                        const at::Tensor& v_in) {
+inline AttentionTensors prepare_forward(AttentionParams& p, const Tensor& q_in, const Tensor& k_in,
+                                        const Tensor& v_in) {
   AttentionTensors t;
   t.q = rows_contiguous(q_in);
   t.k = rows_contiguous(k_in);
   t.v = rows_contiguous(v_in);
-  t.out = at::empty_like(t.q, at::MemoryFormat::Contiguous);
-  t.lse = at::empty({p.batch, p.heads, p.q_len}, t.q.options().dtype(at::kFloat));
+  t.out = empty_contiguous_like(t.q);
+  t.lse = new_contiguous(t.q, {p.batch, p.heads, p.q_len}, ScalarType::Float);
   p.q = t.q.data_ptr();
   p.k = t.k.data_ptr();
   p.v = t.v.data_ptr();
   p.out = t.out.data_ptr();
-  p.lse = t.lse.data_ptr<float>();
+  p.lse = static_cast<float*>(t.lse.data_ptr());
   p.q_stride = strides_of(t.q);
   p.k_stride = strides_of(t.k);
   p.v_stride = strides_of(t.v);
@@ -80,18 +77,17 @@ inline AttentionTensors prepare_forward(AttentionParams& p, const at::Tensor& q_
   return t;
 }
 
-inline AttentionTensors prepare_backward(AttentionParams& p, const at::Tensor& dout_in, const at::Tensor& q_in,
-                                         const at::Tensor& k_in, const at::Tensor& v_in, const at::Tensor& out_in,
-                                         const at::Tensor& lse_in) {
-  NBP_CHECK(dout_in.sizes() == q_in.sizes() && out_in.sizes() == q_in.sizes(),
-            "dout and out must have the shape of q ", q_in.sizes(), ", got ", dout_in.sizes(), " and ",
-            out_in.sizes());
+inline AttentionTensors prepare_backward(AttentionParams& p, const Tensor& dout_in, const Tensor& q_in,
+                                         const Tensor& k_in, const Tensor& v_in, const Tensor& out_in,
+                                         const Tensor& lse_in) {
+  NBP_CHECK(same_shape(dout_in, q_in) && same_shape(out_in, q_in), "dout and out must have the shape of q ",
+            shape_of(q_in), ", got ", shape_of(dout_in), " and ", shape_of(out_in));
   NBP_CHECK(dout_in.scalar_type() == q_in.scalar_type() && out_in.scalar_type() == q_in.scalar_type(),
             "dout and out must have the dtype of q (", q_in.scalar_type(), ")");
-  NBP_CHECK(lse_in.scalar_type() == at::kFloat && lse_in.dim() == 3 && lse_in.size(0) == p.batch &&
+  NBP_CHECK(lse_in.scalar_type() == ScalarType::Float && lse_in.dim() == 3 && lse_in.size(0) == p.batch &&
                 lse_in.size(1) == p.heads && lse_in.size(2) == p.q_len,
             "lse must be float32 of shape (B, H, Nq) = (", p.batch, ", ", p.heads, ", ", p.q_len, "), got ",
-            lse_in.scalar_type(), " ", lse_in.sizes());
+            lse_in.scalar_type(), " ", shape_of(lse_in));
   check_same_device(q_in, "q", dout_in, "dout");
   AttentionTensors t;
   t.q = rows_contiguous(q_in);
@@ -99,15 +95,15 @@ inline AttentionTensors prepare_backward(AttentionParams& p, const at::Tensor& d
   t.v = rows_contiguous(v_in);
   t.dout = rows_contiguous(dout_in);
   t.out = rows_contiguous(out_in);
-  t.lse = lse_in.contiguous();
-  t.dq = at::empty_like(t.q, at::MemoryFormat::Contiguous);
-  t.dk = at::empty_like(t.k, at::MemoryFormat::Contiguous);
-  t.dv = at::empty_like(t.v, at::MemoryFormat::Contiguous);
+  t.lse = torch::stable::contiguous(lse_in);
+  t.dq = empty_contiguous_like(t.q);
+  t.dk = empty_contiguous_like(t.k);
+  t.dv = empty_contiguous_like(t.v);
   p.q = t.q.data_ptr();
   p.k = t.k.data_ptr();
   p.v = t.v.data_ptr();
   p.out = t.out.data_ptr();
-  p.lse = t.lse.data_ptr<float>();
+  p.lse = static_cast<float*>(t.lse.data_ptr());
   p.dout = t.dout.data_ptr();
   p.dq = t.dq.data_ptr();
   p.dk = t.dk.data_ptr();
@@ -121,8 +117,8 @@ inline AttentionTensors prepare_backward(AttentionParams& p, const at::Tensor& d
   p.dk_stride = strides_of(t.dk);
   p.dv_stride = strides_of(t.dv);
   if (p.q_len == 0) {  // no queries: nothing flows back to the keys
-    t.dk.zero_();
-    t.dv.zero_();
+    torch::stable::zero_(t.dk);
+    torch::stable::zero_(t.dv);
   }
   return t;
 }

@@ -1,8 +1,8 @@
-// Schemas of the nbp ops. Implementations are registered per backend (CPU here, CUDA in the CUDA
-// bindings); fake tensors and autograd are registered from Python (nbp_ext/ops).
-#include <torch/library.h>
+// Schemas of the nbp ops, on PyTorch's stable ABI. Implementations are registered per backend (CPU
+// here, CUDA in the CUDA bindings); fake tensors and autograd are registered from Python (nbp_ext/ops).
+#include <torch/csrc/stable/library.h>
 
-TORCH_LIBRARY(nbp, m) {
+STABLE_TORCH_LIBRARY(nbp, m) {
   m.def(
       "attention_fwd(Tensor q, Tensor k, Tensor v, int block_size, int prefix_len, int q_offset, "
       "float scale) -> (Tensor out, Tensor lse)");

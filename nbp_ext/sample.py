@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import torch
+
+from .cli_errors import run_command
 
 from .data import CLASS_NAMES, VideoError, read_clip, to_uint8_frames, viewing_scale, write_video
 from .data.video_reader import ClipSpec
@@ -21,6 +24,7 @@ from .generate import SamplingConfig, generate
 from .hardware import require_native_bf16
 from .models import NBPTransformer, VideoTokenizer
 from .models.pretrained import WEIGHTS_FILE, file_sha256
+from .train.distributed import pick_device
 
 GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
 GRID_VIDEOS = 12  # videos in a sample grid: every class of the synthetic set
@@ -60,6 +64,9 @@ def resolve_sampling(args: argparse.Namespace, info: dict, condition: str) -> Sa
     """The sampling options given on the command line over the run's recorded ones."""
     run_sampling = recorded_sampling(info)
     given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    for flag, value in (("--cfg", args.cfg), ("--temperature", args.temperature), ("--top-p", args.top_p)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number, got {value}")
     if condition == "class":
         cfg_scale = run_sampling["cfg_scale"] if args.cfg is None else args.cfg
     elif args.cfg is not None:
@@ -182,8 +189,7 @@ def main(argv: list[str] | None = None) -> Path:
                          "boundary between two tokens may differ from fp32's)")
     args = ap.parse_args(argv)
     try:
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if args.device == "auto" else args.device))
+        device = pick_device(args.device)
         model, tokenizer, info = load_run(args.run, device, args.tokenizer)
         if args.precision == "bf16":
             require_native_bf16(device)
@@ -193,6 +199,8 @@ def main(argv: list[str] | None = None) -> Path:
         if not 1 <= args.num <= MAX_VIDEOS:
             raise ValueError(f"--num must be in [1, {MAX_VIDEOS}] (videos written side by side into one file), "
                              f"got {args.num}")
+        if args.context is not None and mcfg.condition != "frames":
+            raise ValueError(f"--context is for frame-prediction models; this one is conditioned on {mcfg.condition!r}")
         if mcfg.condition == "class":
             if args.cls is None:
                 raise ValueError(f"--class is required: this model is class-conditional (0 .. {mcfg.num_classes - 1})")
@@ -218,4 +226,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

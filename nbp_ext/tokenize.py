@@ -18,6 +18,7 @@ import torch
 
 from .data import (BadFileTracker, DataConfig, TokenFileWriter, VideoFileDataset, add_data_arguments, build_dataset,
                    build_loader)
+from .cli_errors import run_command
 from .data.clip_cache import CachedClipDataset
 from .models import VideoTokenizer
 from .models.pretrained import WEIGHTS_FILE, file_sha256
@@ -114,6 +115,8 @@ def extract_split(model: VideoTokenizer, data_cfg: DataConfig, split: str, out: 
 def main(args: argparse.Namespace) -> Path:
     tokenizer_dir = _resolve_tokenizer(args)
     data_cfg = _resolve_data(args, tokenizer_dir)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
@@ -140,7 +143,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    try:
-        main(build_parser().parse_args())
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+    run_command(lambda: main(build_parser().parse_args()))

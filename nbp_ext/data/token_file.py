@@ -18,6 +18,19 @@ import torch
 from torch.utils.data import Dataset
 
 TOKENS, INDEX, META, VIDEOS = "tokens.npy", "index.npy", "meta.json", "videos.txt"
+META_KEYS = ("num_items", "latent_shape", "vocab_size", "dtype", "done", "rows", "complete")
+
+
+def read_meta(path: Path) -> dict:
+    """A token folder's meta.json, or a ValueError naming the file and what is wrong with it."""
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({str(e)[:80]}); run python -m nbp_ext.tokenize --overwrite") from None
+    missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise ValueError(f"{path}: lacks {missing}; run python -m nbp_ext.tokenize --overwrite")
+    return meta
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -38,7 +51,7 @@ class TokenFileWriter:
                 "dtype": np.dtype(dtype).name, "info": info or {}}
         meta_path = self.dir / META
         if meta_path.is_file():
-            self.meta = json.loads(meta_path.read_text())
+            self.meta = read_meta(meta_path)
             mismatch = [k for k, v in want.items() if self.meta.get(k) != v]
             if mismatch:
                 raise ValueError(f"{self.dir} holds tokens of another run (different {mismatch}); "
@@ -88,7 +101,7 @@ class TokenDataset(Dataset):
         self.dir = Path(directory)
         if not (self.dir / META).is_file():
             raise FileNotFoundError(f"directory must be a token folder with {META} (made by python -m nbp_ext.tokenize), got {self.dir}")
-        self.meta = json.loads((self.dir / META).read_text())
+        self.meta = read_meta(self.dir / META)
         if not self.meta["complete"] and not allow_incomplete:
             raise ValueError(f"token folder {self.dir} is incomplete ({self.meta['done']} of {self.meta['num_items']} "
                              "items); run python -m nbp_ext.tokenize again to finish it")

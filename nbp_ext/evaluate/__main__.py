@@ -26,6 +26,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from ..cli_errors import run_command
+from ..train.distributed import pick_device
 from tqdm import tqdm
 
 from ..data.builder import DataConfig
@@ -178,8 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in ("num", "batch_size", "classifier_steps", "classifier_clips"):
             if getattr(args, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if args.device == "auto" else args.device))
+        device = pick_device(args.device)
         model, tokenizer, info = load_run(args.run, device, args.tokenizer)
         mcfg = model.config
         sampling = resolve_sampling(args, info, mcfg.condition)
@@ -243,4 +245,4 @@ def print_table(rows: dict, num_classes: int, parts: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

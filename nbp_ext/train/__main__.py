@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cli_errors import run_command
 from ..data.builder import DATASETS
 
 # name -> (module, one-line help)
@@ -245,7 +246,8 @@ def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick", minutes
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    try:
+
+    def run() -> None:
         args = parser.parse_args(argv)
         if args.stage is None:
             run_pipeline(parser, args.preset or "quick", args.pipeline_minutes, data_flags(args))
@@ -254,10 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             raise ValueError(f"--preset, --time-limit and the data options before the stage run the whole pipeline; for the stage "
                              f"{args.stage!r} alone, give its own options after it (e.g. {args.stage} --time-limit MIN)")
         args._main(args)
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:  # the stage has saved a checkpoint and said how to go on
-        sys.exit(130)
+
+    run_command(run)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,14 @@ def load_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file must exist locally (nothing is downloaded), got {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no code runs: tensors and containers only
+    except Exception as e:  # a truncated file, a foreign pickle, a random file: each its own exception type
+        raise ValueError(f"{path}: not a weights file this command reads (a state dict in .pth or .safetensors; "
+                         f"{type(e).__name__})") from None
     return state.get("state_dict", state) if isinstance(state, dict) else state
 
 

@@ -76,6 +76,8 @@ class TokenizerTrainConfig(LoopOptions):
             raise ValueError(f"--model must be one of {sorted(TOKENIZER_SIZES)}, got {self.model!r}")
         if self.loss not in ("l1", "l2"):
             raise ValueError(f"--loss must be 'l1' or 'l2', got {self.loss!r}")
+        if not 0 <= self.max_bad_fraction <= 1:
+            raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
         if self.init_clips < 1:
             raise ValueError(f"--init-clips must be >= 1, got {self.init_clips}")
         if self.lpips_weights and not self.vgg_weights:

@@ -1,0 +1,51 @@
+"""How every command ends on bad input: one line ``error: ...`` on stderr and a documented exit code,
+never a traceback unless ``NBP_DEBUG=1`` asks for one.
+
+Exit codes: 0 done; 1 an error the command names (a bad option value, a missing, empty, truncated or
+corrupt file, a config field, too many bad videos); 2 a command line the parser rejects (argparse's
+own code); 3 an unexpected failure (a bug: the line says so, ``NBP_DEBUG=1`` shows the traceback);
+130 interrupted by Ctrl-C (training has saved a checkpoint and said how to resume).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+EXIT_ERROR, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 130
+DEBUG_ENV = "NBP_DEBUG"
+
+
+def debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def one_line(message: object, limit: int = 2000) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_command(main: Callable[[], object]) -> None:
+    """Run a command's ``main`` and turn its failures into the exit codes above."""
+    try:
+        main()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        if debug():
+            raise
+        sys.exit(EXIT_INTERRUPTED)
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError) as e:
+        if debug():
+            raise
+        sys.exit(f"error: {one_line(e)}")  # printed on stderr, exit code 1 (EXIT_ERROR)
+    except MemoryError:
+        if debug():
+            raise
+        sys.exit("error: out of memory: lower the sizes asked for (videos, batch, frames)")
+    except Exception as e:  # a failure no check foresaw: still one line, marked as a bug
+        if debug():
+            raise
+        print(f"error: unexpected {type(e).__name__}: {one_line(e, 500)} ({DEBUG_ENV}=1 shows where)", file=sys.stderr)
+        sys.exit(EXIT_BUG)

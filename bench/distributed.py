@@ -31,7 +31,7 @@ from common import machine, print_table  # noqa: E402
 from nbp_ext.models import NBPTransformer  # noqa: E402
 from nbp_ext.models.generator_config import nbp_config_from_name  # noqa: E402
 from nbp_ext.train.distributed import cleanup, setup_distributed  # noqa: E402
-from nbp_ext.train.nbp import build_optimizer  # noqa: E402
+from nbp_ext.train.schedule import GENERATOR_BETAS, build_optimizer  # noqa: E402
 from nbp_ext.train.parallel import parallelize, resolve_parallel  # noqa: E402
 from nbp_ext.train.precision import autocast, resolve_precision  # noqa: E402
 
@@ -64,7 +64,7 @@ def worker(args) -> None:
     precision = resolve_precision(args.precision, device)
     mode = resolve_parallel(args.parallel, info)
     parallel = parallelize(model, mode, info, "loss", precision, args.activation_checkpointing)
-    opt = build_optimizer(model, 1e-4, 0.05)
+    opt = build_optimizer(model, 1e-4, 0.05, GENERATOR_BETAS)
     gen = torch.Generator().manual_seed(info.rank)
     codes = torch.randint(0, args.vocab, (args.batch, *grid), generator=gen).to(device)
     labels = torch.randint(0, 12, (args.batch,), generator=gen).to(device)

@@ -26,7 +26,7 @@ from nbp_ext.models import NBPTransformer  # noqa: E402
 from nbp_ext.models.generator_config import nbp_config_from_name  # noqa: E402
 from nbp_ext.train.compiled import compiled_or_eager  # noqa: E402
 from nbp_ext.train.precision import autocast, native_bf16  # noqa: E402
-from nbp_ext.train.nbp import build_optimizer  # noqa: E402
+from nbp_ext.train.schedule import GENERATOR_BETAS, build_optimizer  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = NBPTransformer(nbp_config_from_name(args.model, vocab_size=args.vocab, grid=grid, block=(1, 1, grid[2]),
                                                 condition="class", num_classes=12)).to(device)
-    opt = build_optimizer(model, 1e-4, 0.05)
+    opt = build_optimizer(model, 1e-4, 0.05, GENERATOR_BETAS)
     codes = torch.randint(0, args.vocab, (args.batch, *grid), device=device)
     labels = torch.randint(0, 12, (args.batch,), device=device)
     tokens = args.batch * grid[0] * grid[1] * grid[2]

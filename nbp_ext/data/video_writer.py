@@ -70,15 +70,3 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, s
     os.replace(tmp, path)
     return path
 
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write one uint8 (H, W, 3) image as PNG."""
-    path = Path(path)
-    with av.open(str(path), mode="w", format="image2") as container:
-        stream = container.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path

@@ -22,7 +22,7 @@ from ..data.video_writer import to_uint8
 from ..train.distributed import DistInfo
 from ..train.loop import Stage, train
 from ..train.options import LoopOptions
-from ..train.schedule import build_optimizer
+from ..train.schedule import CONV_BETAS, build_optimizer
 from .classifier import ClipClassifier, ClipClassifierConfig
 
 
@@ -98,7 +98,7 @@ class ClassifierStage(Stage):
         self.model = ClipClassifier(model_config).to(info.device)
 
     def optimizer(self, model, cfg):
-        return build_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
+        return build_optimizer(model, cfg.lr, cfg.weight_decay, CONV_BETAS)
 
     def loader(self, order):
         return DataLoader(self.data, batch_size=self.cfg.batch_size, sampler=order, drop_last=True)

@@ -138,9 +138,6 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         """video (B, 3, T, H, W) in [-1, 1] -> codes (B, T', H', W') int64."""
         return self.quantize(video)[1]
 
-    def decode_latents(self, q: torch.Tensor) -> torch.Tensor:
-        return self.decoder(q)
-
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, T', H', W') int -> video (B, 3, 1 + 4(T'-1), fH', fW'), roughly in [-1, 1]."""

@@ -59,10 +59,6 @@ class VideoTokenizerConfig:
         return 8 if self.arch == "cnn" else self.patch_size
 
     @property
-    def temporal_factor(self) -> int:
-        return 4
-
-    @property
     def codebook_size(self) -> int:
         return math.prod(self.fsq_levels)
 

@@ -40,44 +40,10 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
     return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / "tokenizer")]
 
 
-# Defaults of the no-argument pipeline, chosen for a 2-core CPU:
-# - the synthetic clips on plain backgrounds, with object and background colours from six fixed
-#   ones each (same shapes, motions and positions as the default set): with textures and free
-#   colours a tiny generator's held-out loss was 1.18 nats/token after 1200 steps and its samples
-#   mosaics or empty backgrounds; with plain backgrounds alone 0.85 and objects in few samples, since
-#   an object's first codes spread over hundreds of colour codes; with the palette 0.52 after 1000
-#   steps and an object in nearly every sample, 0.47 after 1300 (0.50 with rotary theta 10 000);
-# - the patch codec (space /4, started from PCA, borders padded by repetition), which reconstructs
-#   the synthetic shapes within a minute, where the causal CNN needs hours to leave its blurry early
-#   plateau; in fp32, since bf16 cost it 0.7 dB; a fifth of the quick preset's time (up to 3000
-#   steps): python -m nbp_ext.evaluate recognises 0.43 of its reconstructions after 600 steps, 0.54
-#   after 894 (what 2.7 minutes give on 2 AVX2 cores) and 0.60 after 1500, and the shapes of the
-#   samples follow, while their motion needs the generator's steps (bench/RESULTS.md);
-# - the codec trained with the L2 loss, not L1: after the same 1500 steps python -m nbp_ext.evaluate
-#   recognised 0.63 of its reconstructions against 0.55 (26.3 against 24.4 dB), with straight edges
-#   where L1 left round blobs;
-# - objects 1.5 times the default set's size (--object-scale 1.5): at 32x32 a default object is 2-3
-#   codes wide, so nearly every code it touches holds an edge, and edges are what the codec loses
-#   (3-5 codes wide at 1.5x, with flat codes inside); at 1.5x the L2 codec's reconstructions are
-#   recognised 0.85 of the time after 1500 steps (shape 0.93; real clips 0.96) and 0.91 after 3000
-#   (shape 0.98), so the quick preset lets the codec train up to 3000 steps in its fifth of the time;
-# - 9 frames of 32x32 (3 x 8 x 8 = 192 tokens per clip): a generator step costs less than half of
-#   one at 48x48 (432 tokens), and the motion is learned in the extra steps. In the same 13.5
-#   minutes on 2 AVX512-BF16 cores (3799 and 3928 generator steps against 1512)
-#   python -m nbp_ext.evaluate recognised 0.45 and 0.35 of the generated videos in two runs at 32x32
-#   (motion 0.72 and 0.56) against 0.26 (motion 0.38) at 48x48, the shapes alike (0.63-0.64); an
-#   object still spans 3-4 codes;
-# - 8000 training clips, so the generator sees each clip about 2.6 times (with 2000 it overfits:
-#   held-out loss 1.51 against 1.21 on training clips after 800 steps);
-# - generator steps of 16 clips, as many as fit in the rest of the quick preset's time (up to
-#   4000): 0.71 s each in fp32 on 2 AVX2 cores (866 steps); in bf16 on AVX512-BF16 cores they took
-#   0.37 s before the CPU attention and loss were made faster;
-# - a 1000-code FSQ codebook (8, 5, 5, 5) instead of the paper's 64 000, which a tiny generator
-#   cannot learn in minutes;
-# - the hybrid start: the first row token by token, so that a sample's background colour is one
-#   draw, not twelve independent ones (with the learned start the samples are vertical streaks);
-# - sample videos drawn from the 30 likeliest codes without a nucleus cut: top-p 0.9 removes the
-#   few-percent chance of an object starting at a position, so objects almost never appeared.
+# Defaults of the no-argument pipeline, chosen for a 2-core CPU: the easy variant of the synthetic
+# set at 9x32x32, the patch codec with a 1000-code FSQ and the L2 loss, the hybrid start, samples
+# from the 30 likeliest codes. Why each, with the runs behind it: bench/RESULTS.md, "Why the
+# pipeline's defaults".
 PIPELINE_DEFAULTS = {
     "tokenizer": ["--model", "patch", "--fsq-levels", "8,5,5,5", "--frames", "9", "--size", "32", "--train-clips", "8000",
                   "--background", "plain", "--palette", "--object-scale", "1.5", "--batch-size", "8", "--lr", "1e-3",

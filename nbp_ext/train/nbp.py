@@ -28,6 +28,7 @@ from .loop import Stage, train
 from .nbp_config import MODEL_OPTIONS, NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
 from .options import config_from_args
 from .run_dir import latest_run_dir, save_args
+from .schedule import GENERATOR_BETAS, build_optimizer
 
 STAGE = "nbp"
 
@@ -44,18 +45,6 @@ def resolve_tokens(cfg: NBPTrainConfig) -> Path:
         raise FileNotFoundError(f"--tokens not given and no {cfg.runs_root}/tokenizer-*/tokens found; "
                                 "run python -m nbp_ext.train tokenizer and python -m nbp_ext.tokenize first")
     return run / "tokens"
-
-
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: no decay on norms, biases, embeddings, the start block."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_embedding = name.endswith("_emb.weight") or name == "start"
-        (decay if p.dim() >= 2 and not is_embedding else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=False)
 
 
 @torch.no_grad()
@@ -137,7 +126,7 @@ class GeneratorStage(Stage):
               flush=True)
 
     def optimizer(self, model, cfg):
-        return build_optimizer(model, cfg.lr, cfg.weight_decay)
+        return build_optimizer(model, cfg.lr, cfg.weight_decay, GENERATOR_BETAS)
 
     def loader(self, order: TrainingOrder):
         # no shuffling of its own: the order is the loop's; the loader's generator keeps epochs from

@@ -21,9 +21,18 @@ def retarget(scheduler: torch.optim.lr_scheduler.LambdaLR, warmup_steps: int, to
     scheduler.lr_lambdas = [warmup_cosine(warmup_steps, total_steps) for _ in scheduler.lr_lambdas]
 
 
-def build_optimizer(params, lr: float, weight_decay: float, betas=(0.9, 0.99)) -> torch.optim.AdamW:
-    params = [p for p in params if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
+GENERATOR_BETAS = (0.9, 0.95)  # the transformer's: a shorter second-moment memory, as language models train
+CONV_BETAS = (0.9, 0.99)  # the tokenizer's, its discriminator's and the judge classifier's
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[float, float]) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices and kernels only: not on norms, biases, embeddings
+    (``*_emb.weight``) or the generator's learned start block."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_embedding = name.endswith("_emb.weight") or name == "start"
+        (decay if p.dim() >= 2 and not is_embedding else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=betas)

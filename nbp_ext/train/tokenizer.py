@@ -30,7 +30,7 @@ from .parallel import parallelize
 from .patchgan import PatchGAN3D, adaptive_weight, d_hinge_loss, g_hinge_loss
 from .perceptual import PerceptualLoss, video_perceptual
 from .run_dir import save_args
-from .schedule import build_optimizer
+from .schedule import CONV_BETAS, build_optimizer
 from .video_metrics import psnr, ssim
 
 STAGE = "tokenizer"
@@ -205,7 +205,7 @@ class TokenizerStage(Stage):
               f"clips", flush=True)
 
     def optimizer(self, model, cfg):
-        return build_optimizer(model.parameters(), cfg.lr, cfg.weight_decay)
+        return build_optimizer(model, cfg.lr, cfg.weight_decay, CONV_BETAS)
 
     def prepare(self, parallel, cfg):
         self.parallel = parallel
@@ -214,7 +214,7 @@ class TokenizerStage(Stage):
         torch.manual_seed(cfg.seed + 1)  # the discriminator's start, the same on every process
         self.disc = PatchGAN3D(cfg.disc_channels).to(self.info.device)
         self.disc_call = parallelize(self.disc, parallel.mode, self.info).call
-        self.d_opt = build_optimizer(self.disc.parameters(), cfg.disc_lr or cfg.lr, cfg.weight_decay)
+        self.d_opt = build_optimizer(self.disc, cfg.disc_lr or cfg.lr, cfg.weight_decay, CONV_BETAS)
         return {"disc": Part(self.disc, self.d_opt)}
 
     def loader(self, order: TrainingOrder):

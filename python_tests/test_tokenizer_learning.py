@@ -12,7 +12,7 @@ SSIM_BOUND = 0.25
 
 
 def test_tiny_tokenizer_learns_on_synthetic_clips(tmp_path):
-    cfg = TokenizerTrainConfig(model="tiny", steps=30, batch_size=4, lr=2e-3, warmup=5, eval_every=1000,
+    cfg = TokenizerTrainConfig(model="tiny", fsq_levels=(8, 8, 8, 5, 5, 5), loss="l1", steps=30, batch_size=4, lr=2e-3, warmup=5, eval_every=1000,
                                sample_every=1000, ckpt_every=1000, log_every=1000, eval_clips=8,
                                run_dir=str(tmp_path / "run"), progress=False, seed=0)
     data = DataConfig(frames=17, size=32, train_clips=400, val_clips=8, seed=0)

@@ -17,7 +17,9 @@ from nbp_ext.train.checkpoint import complete_checkpoints
 from nbp_ext.train.tensorboard import read_records
 from nbp_ext.tokenize import build_parser as tokenize_parser, main as tokenize_main
 
-SMALL = ["--frames", "9", "--size", "32", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2",
+# the causal CNN on the default textured set (the stage's own default is the pipeline's patch codec)
+SMALL = ["--model", "tiny", "--fsq-levels", "8,8,8,5,5,5", "--loss", "l1", "--background", "textured", "--no-palette",
+         "--object-scale", "1", "--frames", "9", "--size", "32", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2",
          "--eval-clips", "2", "--no-progress", "--lr", "1e-3", "--warmup", "1"]
 
 
@@ -180,19 +182,19 @@ def test_time_limit_plans_the_tokenizer_steps(tmp_path, capsys):
 
 
 def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
-    from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, PIPELINE_DEFAULTS, build_parser
+    from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, build_parser
     assert PIPELINE == ("tokenizer", "tokenize", "nbp")
     args = build_parser().parse_args(["tokenize", *PIPELINE_ARGS["tokenize"]({"tokenizer": Path("runs/x")})])
     assert args.tokenizer == str(Path("runs/x/tokenizer")) and args.out == str(Path("runs/x/tokens"))
     results = {"tokenizer": Path("runs/x"), "tokenize": Path("runs/x/tokens")}
     args = build_parser().parse_args(["nbp", *PIPELINE_ARGS["nbp"](results)])
     assert args.tokens == str(Path("runs/x/tokens")) and args.tokenizer == str(Path("runs/x/tokenizer"))
-    args = build_parser().parse_args(["tokenizer", *PIPELINE_DEFAULTS["tokenizer"]])
+    args = build_parser().parse_args(["tokenizer"])  # the stage alone trains what the pipeline trains
     assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
     assert args.model == "patch" and args.size % 4 == 0 and (args.frames - 1) % 4 == 0
     assert args.background == "plain" and args.palette and args.precision == "fp32"
     assert args.object_scale == 1.5 and args.loss == "l2"  # shapes a /4 codec keeps in minutes
-    args = build_parser().parse_args(["nbp", *PIPELINE_DEFAULTS["nbp"]])
+    args = build_parser().parse_args(["nbp"])
     assert args.start == "hybrid" and args.sample_top_p == 1.0
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text

@@ -340,4 +340,4 @@ def test_tokenizer_trains_under_fsdp_and_resumes_on_one_process(tmp_path):
                           cwd=REPO, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "(step 2, 2 process(es), fsdp) on 1 process(es), none: micro-batches of 2 clips x 2 per step" in proc.stdout
-    assert VideoTokenizer.from_pretrained(run_dir / "tokenizer").config.fsq_levels == (8, 8, 8, 5, 5, 5)
+    assert VideoTokenizer.from_pretrained(run_dir / "tokenizer").config.fsq_levels == (8, 5, 5, 5)

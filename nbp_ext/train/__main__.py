@@ -1,8 +1,8 @@
 """``python -m nbp_ext.train [--preset NAME] [--time-limit MIN] | STAGE [options]``.
 
-With no stage every stage of ``PIPELINE`` runs in order on its defaults (``PIPELINE_DEFAULTS``,
-then the chosen preset's ``PIPELINE_PRESETS`` on top), each handed the results of the ones before
-through ``PIPELINE_ARGS``. The quick preset (the default) has a time limit: each training stage
+With no stage every stage of ``PIPELINE`` runs in order on its own defaults (the same model a stage
+trains when run alone) with the chosen preset's ``PIPELINE_PRESETS`` on top, each handed the
+results of the ones before through ``PIPELINE_ARGS``. The quick preset (the default) has a time limit: each training stage
 then trains as many steps as fit in its part of it, up to its --steps, so the run ends in time on
 a slow CPU and trains longer on a fast one. A stage is a module with
 ``add_arguments(parser)`` and ``main(args) -> Path``; adding one is a line in ``STAGES`` (and in
@@ -40,22 +40,9 @@ def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
     return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / "tokenizer")]
 
 
-# Defaults of the no-argument pipeline, chosen for a 2-core CPU: the easy variant of the synthetic
-# set at 9x32x32, the patch codec with a 1000-code FSQ and the L2 loss, the hybrid start, samples
-# from the 30 likeliest codes. Why each, with the runs behind it: bench/RESULTS.md, "Why the
-# pipeline's defaults".
-PIPELINE_DEFAULTS = {
-    "tokenizer": ["--model", "patch", "--fsq-levels", "8,5,5,5", "--frames", "9", "--size", "32", "--train-clips", "8000",
-                  "--background", "plain", "--palette", "--object-scale", "1.5", "--batch-size", "8", "--lr", "1e-3",
-                  "--precision", "fp32", "--loss", "l2"],
-    "nbp": ["--start", "hybrid", "--sample-top-k", "30", "--sample-top-p", "1.0"],
-}
-
-
 @dataclass(frozen=True)
 class PipelinePreset:
-    """A whole-pipeline run: per-stage arguments appended to PIPELINE_DEFAULTS (the last value of an
-    option wins) and an optional time limit for the whole run. Under a limit the tokenizer stage gets
+    """A whole-pipeline run: per-stage arguments on top of each stage's own defaults and an optional time limit for the whole run. Under a limit the tokenizer stage gets
     ``tokenizer_share`` of it and the generator what is left after token extraction; each stage's
     --steps is then its ceiling, and the stage trains as many steps as fit (time_budget.py)."""
 
@@ -128,7 +115,7 @@ def pipeline_stage_args(name: str, preset: str, results: dict[str, Path], minute
     """The command line of pipeline stage ``name`` under ``preset``, given the earlier stages' results
     and, under a time limit, the minutes left of it (None: no limit)."""
     chosen = _preset(preset)
-    args = PIPELINE_DEFAULTS.get(name, []) + chosen.args.get(name, [])
+    args = list(chosen.args.get(name, []))
     if minutes_left is not None and name in TIMED_STAGES:
         args += ["--time-limit", f"{TIMED_STAGES[name](chosen, minutes_left):.3f}"]
     return args + (PIPELINE_ARGS[name](results) if name in PIPELINE_ARGS else [])
@@ -167,7 +154,7 @@ def _say_what_was_found(parser: argparse.ArgumentParser, data: list[str]) -> Non
     from ..data import data_config_from_args
     from ..data.survey import survey
 
-    stage_args = parser.parse_args(["tokenizer", *PIPELINE_DEFAULTS["tokenizer"], *data])
+    stage_args = parser.parse_args(["tokenizer", *data])
     cfg = data_config_from_args(stage_args)
     found = survey(cfg)
     print(found.summary(cfg), flush=True)

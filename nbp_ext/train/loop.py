@@ -100,11 +100,12 @@ class Stage:
 def _resume_config(cfg: LoopOptions, saved: dict, model_options: tuple[str, ...], defaults: LoopOptions) -> LoopOptions:
     """The saved run's config, with the command line's runtime options; an option that would change
     the model is an error."""
+    def plain(value):  # tuples as the JSON lists a checkpoint holds
+        return list(value) if isinstance(value, tuple) else value
+
     for name in model_options:
-        given, was = getattr(cfg, name), saved.get(name)
-        if isinstance(given, tuple):
-            given = list(given)
-        if given != getattr(defaults, name) and given != was and not (isinstance(was, list) and list(given) == was):
+        given, was = plain(getattr(cfg, name)), plain(saved.get(name))
+        if given != plain(getattr(defaults, name)) and given != was:
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"--resume: the run was trained with {flag} {was}; {flag} {given} would change the model "
                              "(start a new run for that)")

@@ -19,10 +19,10 @@ class NBPTrainConfig(LoopOptions):
     condition: str = "class"
     context_frames: int = 2
     cond_dropout: float = 0.1
-    start: str = "learned"
+    start: str = "hybrid"  # the first row token by token: one background colour per sample, not streaks
     sample_cfg: float = 2.0
-    sample_top_k: int = 16000
-    sample_top_p: float = 0.9
+    sample_top_k: int = 30  # the 30 likeliest codes, no nucleus cut: top-p 0.9 cut the rare first codes
+    sample_top_p: float = 1.0  # of an object, so objects almost never appeared (the paper: 16 000 / 0.9)
 
     def __post_init__(self):
         super().__post_init__()

@@ -35,25 +35,29 @@ from .video_metrics import psnr, ssim
 
 STAGE = "tokenizer"
 PRETRAINED_DIR = "tokenizer"  # run_dir/tokenizer: config.json + model.safetensors
-# The defaults train the tiny size on 17x64x64 synthetic clips in a few minutes on a 2-core CPU.
-DATA_DEFAULTS = dict(size=64, train_clips=1000, val_clips=16)
+# The stage's clips, alone or in the pipeline: the synthetic set's easy variant at 9x32x32 (plain
+# backgrounds, six fixed colours, objects 1.5x the default size), on which the patch codec learns
+# recognisable shapes in minutes on a 2-core CPU (why: bench/RESULTS.md, "Why the pipeline's defaults").
+DATA_DEFAULTS = dict(frames=9, size=32, train_clips=8000, val_clips=16, background="plain", palette=True,
+                     object_scale=1.5)
 # Options that define the model and its data: a resumed run cannot change them.
 MODEL_OPTIONS = ("model", "fsq_levels", "loss")
 
 
 @dataclass
 class TokenizerTrainConfig(LoopOptions):
-    steps: int = 200
-    batch_size: int = 4
-    lr: float = 2e-3
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup: int = 20
     eval_every: int = 50
     sample_every: int = 100
     ckpt_every: int = 50
-    model: str = "tiny"
-    fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
-    loss: str = "l1"
+    precision: str = "fp32"  # bf16 cost the patch codec 0.7 dB
+    model: str = "patch"  # the PCA-started patch codec; tiny .. paper: the causal CNN (needs a GPU and hours)
+    fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # 1000 codes, what a CPU-sized generator learns in minutes
+    loss: str = "l2"  # l1 left round blobs where l2 keeps edges and corners
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     perceptual_weight: float = 0.1
@@ -92,10 +96,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=sorted(TOKENIZER_SIZES), default=d.model, help="named tokenizer size")
     g.add_argument("--fsq-levels", type=lambda s: tuple(int(x) for x in s.split(",")), default=d.fsq_levels,
-                   help="FSQ levels, comma separated (default 8,8,8,5,5,5 = 64000 codes)")
+                   help="FSQ levels, comma separated (default 8,5,5,5 = 1000 codes; the paper's 64 000: 8,8,8,5,5,5)")
     g.add_argument("--loss", choices=("l1", "l2"), default=d.loss,
-                   help="reconstruction loss (the no-argument pipeline trains the patch codec with l2, which keeps "
-                        "straight edges and corners where l1 leaves round blobs)")
+                   help="reconstruction loss (default l2, which keeps straight edges and corners where l1 leaves "
+                        "round blobs)")
     g.add_argument("--init-clips", type=int, default=d.init_clips, help="training clips whose PCA starts the patch codec")
     g = p.add_argument_group("perceptual loss (off unless --vgg-weights is given; nothing is downloaded)")
     g.add_argument("--vgg-weights", default=None, help="local VGG16 state dict (.pth/.safetensors, torchvision keys); turns the perceptual loss on")

@@ -56,6 +56,10 @@ def write_manifest(out_dir: Path, manifest: dict) -> dict:
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files}
     path = out_dir / "manifest.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    try:  # strict JSON: run_engine's parser (like JSON itself) has no NaN or Infinity
+        text = json.dumps(manifest, indent=2, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: a value of the manifest is not a finite number ({e}); nothing written") from None
+    tmp.write_text(text + "\n")
     tmp.replace(path)
     return manifest

@@ -142,9 +142,12 @@ def run_info(run: Path) -> dict:
     if not info_path.is_file():
         return {}
     try:
-        return json.loads(info_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{info_path}: not valid JSON ({e})") from e
+        info = json.loads(info_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{info_path}: not valid JSON ({e})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("sampling", {}), dict):
+        raise ValueError(f"{info_path}: expected a JSON object (with \"sampling\" an object where given)")
+    return info
 
 
 def recorded_tokenizer(run: Path) -> tuple[Path | None, str | None]:
@@ -154,19 +157,31 @@ def recorded_tokenizer(run: Path) -> tuple[Path | None, str | None]:
     return (Path(tok) if tok else None), info.get("tokenizer_sha256")
 
 
+def _recorded_sampling():
+    """nbp_ext's reader of a run's sampling defaults (nbp_ext/runs.py; nbp_ext/sample.py before it moved)."""
+    try:
+        from nbp_ext.runs import recorded_sampling
+    except ImportError:
+        from nbp_ext.sample import recorded_sampling
+    return recorded_sampling
+
+
 def load_generator(path):
     """(model, adapter, spec, sampling defaults) of a generator run or folder; the defaults are the
     run's (generator.json), else the paper's."""
     from nbp_ext.models import NBPTransformer
-    from nbp_ext.sample import recorded_sampling
 
     folder = generator_folder(Path(path))
     try:
         model = NBPTransformer.from_pretrained(folder).float().eval()
+    except ValueError as e:  # nbp_ext names the file and what is wrong with it
+        raise ValueError(f"--checkpoint: {e}") from e
     except (OSError, KeyError, TypeError, RuntimeError) as e:
         raise GeneratorUnavailable(f"--checkpoint: cannot load the NBPTransformer in {folder}: {e}") from e
     spec = generator_spec(model)
-    rec = recorded_sampling(run_info(folder.parent) if folder.name == GENERATOR_DIR else {})
-    sampling = {"temperature": rec["temperature"], "top_k": min(rec["top_k"], spec.vocab_size), "top_p": rec["top_p"],
+    rec = _recorded_sampling()(run_info(folder.parent) if folder.name == GENERATOR_DIR else {})
+    top_k = rec["top_k"]  # its type is checked with the other defaults (export/to_trt.py)
+    sampling = {"temperature": rec["temperature"], "top_p": rec["top_p"],
+                "top_k": min(top_k, spec.vocab_size) if isinstance(top_k, int) else top_k,
                 "guidance_scale": rec["cfg_scale"] if spec.prefix_kind == "class" else 1.0}
     return model, NBPAdapter(model), spec, sampling

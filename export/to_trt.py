@@ -11,11 +11,18 @@ typed engines from them. Each graph passes onnx.checker and an ONNX Runtime vs P
 in its precision (max |diff| <= atol + rtol * max |torch|: 1e-4 for fp32, 1e-2 for fp16, 5e-2 for
 bf16, which ONNX Runtime runs widened to fp32) or the export fails. The attention op is exported through
 a custom translation table into standard opset-18 ops (export/onnx_attention.py).
+
+Bad input ends with one line ``error: ...`` naming the option or file and a documented exit code
+(nbp_ext/cli_errors.py): 0 done; 1 an error the command names (an option out of range, a missing,
+truncated or corrupt checkpoint, a config.json of the wrong shape, a graph failing its check);
+2 a command line the parser rejects; 3 an unexpected failure (NBP_DEBUG=1 shows the traceback);
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -52,9 +59,17 @@ def find_tokenizer(checkpoint: Path, given: Path | None) -> tuple[Path, str | No
     return tok, digest
 
 
+def _load_tokenizer():
+    """nbp_ext's tokenizer loader, which lives in nbp_ext/runs.py (nbp_ext/sample.py before it moved)."""
+    try:
+        from nbp_ext.runs import load_tokenizer
+    except ImportError:
+        from nbp_ext.sample import load_tokenizer
+    return load_tokenizer
+
+
 def check_tokenizer(tokenizer_dir: Path, digest: str | None, vocab_size: int):
     """The tokenizer, checked against the hash the run recorded and the generator's vocabulary."""
-    from nbp_ext.sample import load_tokenizer
     from export.manifest import sha256_file
 
     if digest:
@@ -63,7 +78,82 @@ def check_tokenizer(tokenizer_dir: Path, digest: str | None, vocab_size: int):
         if got != digest:
             raise ValueError(f"--tokenizer: {weights} has SHA-256 {got}, but the generator was trained on tokens of a "
                              f"tokenizer with {digest}: give the matching --tokenizer")
-    return load_tokenizer(tokenizer_dir, vocab_size, "cpu").float()
+    try:
+        return _load_tokenizer()(tokenizer_dir, vocab_size, "cpu").float()
+    except (OSError, KeyError, RuntimeError) as e:  # ValueErrors already name the file
+        raise ValueError(f"--tokenizer: cannot load the VideoTokenizer in {tokenizer_dir}: {e}") from e
+
+
+# Bounds of the options. The graphs are traced at a fixed batch whose KV caches the export holds in
+# memory several times over; 256 videos per run is far above what a single GPU serves at once.
+MAX_BATCH = 256
+MAX_FPS = 1000  # Y4M stores the rate as a fraction; beyond this it is a typo, not a video
+
+
+def check_int(flag: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{flag} must be in [{lo}, {hi}], got {value}")
+
+
+def check_float(flag: str, value: float | None, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False) -> None:
+    """A float option: finite (NaN and inf would end up as invalid JSON in the manifest), within bounds."""
+    if value is None:
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{flag} must be a finite number, got {value}")
+    low_ok = lo is None or (value > lo if lo_open else value >= lo)
+    if not low_ok or (hi is not None and value > hi):
+        left = "(" if lo_open else "["
+        raise ValueError(f"{flag} must be in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}], "
+                         f"got {value}")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Ranges of every numeric option, before anything is loaded."""
+    check_int("--max-batch", args.max_batch, 1, MAX_BATCH)
+    check_int("--fps", args.fps, 1, MAX_FPS)
+    check_float("--guidance-scale", args.guidance_scale)
+    check_float("--temperature", args.temperature, lo=0.0)
+    if args.top_k is not None and args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0: off), got {args.top_k}")
+    check_float("--top-p", args.top_p, lo=0.0, hi=1.0, lo_open=True)
+
+
+def check_sampling(sampling: dict, source: str) -> None:
+    """Sampling defaults the run records (generator.json): the same ranges as the options."""
+    for key, flag in (("temperature", "--temperature"), ("top_p", "--top-p"), ("guidance_scale", "--guidance-scale")):
+        value = sampling.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{source}: sampling {key} must be a number, got {value!r} (or give {flag})")
+    top_k = sampling.get("top_k")
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise ValueError(f"{source}: sampling top_k must be an integer, got {top_k!r} (or give --top-k)")
+    try:
+        check_float("temperature", sampling["temperature"], lo=0.0)
+        check_float("top_p", sampling["top_p"], lo=0.0, hi=1.0, lo_open=True)
+        check_float("guidance_scale", sampling["guidance_scale"])
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+    except ValueError as e:
+        raise ValueError(f"{source}: sampling {e}") from None
+
+
+def sampling_defaults(recorded: dict, args: argparse.Namespace) -> dict:
+    """The run's sampling defaults with those given on the command line over them."""
+    given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+             "guidance_scale": args.guidance_scale}
+    return {**recorded, **{k: v for k, v in given.items() if v is not None}}
+
+
+def prepare_output(out: Path) -> None:
+    """The export folder exists (made here) and is a folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output: {out} is a file, expected a folder (or a path to make one)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--output: cannot make the folder {out}: {e.strerror or e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,50 +167,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="type of the ONNX graphs and so of the strongly typed TensorRT engines; softmax statistics, "
                         "logits and the encoder stay fp32 (default: fp32)")
-    p.add_argument("--max-batch", type=int, default=1, help="videos per run of the graphs (default: 1)")
+    p.add_argument("--max-batch", type=int, default=1, help=f"videos per run of the graphs, 1..{MAX_BATCH} (default: 1)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--guidance", dest="guidance", action="store_true", default=None,
                    help="graphs carry the null-class stream for classifier-free guidance "
                         "(default: on for class-conditional models, off otherwise)")
     g.add_argument("--no-guidance", dest="guidance", action="store_false", help="conditional stream only")
-    p.add_argument("--guidance-scale", type=float, default=None, help="default guidance scale written to the manifest")
+    p.add_argument("--guidance-scale", type=float, default=None, help="default guidance scale written to the manifest "
+                   "(a finite number; default: the run's)")
+    p.add_argument("--temperature", type=float, default=None, help="default temperature written to the manifest, "
+                   ">= 0 (default: the run's)")
+    p.add_argument("--top-k", type=int, default=None, help="default top-k written to the manifest, >= 0, 0 = off "
+                   "(default: the run's)")
+    p.add_argument("--top-p", type=float, default=None, help="default top-p written to the manifest, in (0, 1] "
+                   "(default: the run's)")
     p.add_argument("--no-engines", action="store_true", help="ONNX only, even where TensorRT is available")
-    p.add_argument("--fps", type=int, default=8, help="frame rate written into the videos (default: 8)")
+    p.add_argument("--fps", type=int, default=8, help=f"frame rate written into the videos, 1..{MAX_FPS} (default: 8)")
     p.add_argument("--verbose", action="store_true", help="show the exporter's progress")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from export.nbp_adapter import GeneratorUnavailable, generator_folder, load_generator, video_shape
-        from export.onnx_check import ParityError
-        from export.pipeline import export_folder
+def run_export(args: argparse.Namespace) -> Path:
+    """The export the options ask for; failures raise errors that name the option or file."""
+    from export.nbp_adapter import GeneratorUnavailable, generator_folder, load_generator, video_shape
+    from export.onnx_check import ParityError
+    from export.pipeline import export_folder
 
-        if args.max_batch < 1:
-            raise ValueError(f"--max-batch must be >= 1, got {args.max_batch}")
-        checkpoint = args.checkpoint or latest_checkpoint(args.runs)
-        if checkpoint is None:
-            raise FileNotFoundError(f"--checkpoint: no generator run (nbp-*/generator/) under {args.runs}; train one with "
-                                    "python -m nbp_ext.train or pass --checkpoint")
-        if not checkpoint.exists():
-            raise FileNotFoundError(f"--checkpoint: {checkpoint} does not exist")
+    check_options(args)
+    checkpoint = args.checkpoint or latest_checkpoint(args.runs)
+    if checkpoint is None:
+        raise FileNotFoundError(f"--checkpoint: no generator run (nbp-*/generator/) under {args.runs}; train one with "
+                                "python -m nbp_ext.train or pass --checkpoint")
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"--checkpoint: {checkpoint} does not exist")
+    try:
         model, adapter, spec, sampling = load_generator(checkpoint)
         tokenizer_dir, digest = find_tokenizer(checkpoint, args.tokenizer)
         tokenizer = check_tokenizer(tokenizer_dir, digest, spec.vocab_size)
+        sampling = sampling_defaults(sampling, args)
+        check_sampling(sampling, f"{generator_folder(checkpoint).parent / 'generator.json'} or the options")
         video = video_shape(spec.latent_grid, tokenizer.config.spatial_factor)
         guidance = spec.prefix_kind == "class" if args.guidance is None else args.guidance
-        if args.guidance_scale is not None:
-            sampling = {**sampling, "guidance_scale": args.guidance_scale}
+        prepare_output(args.output)
         print(f"to_trt: generator {checkpoint} ({spec.prefix_kind} prefix, {spec.num_blocks} blocks of {spec.block_len}), "
               f"tokenizer {tokenizer_dir}")
         export_folder(adapter, spec, tokenizer, args.output, video=video, max_batch=args.max_batch, guidance=guidance,
                       precision=args.precision, fps=args.fps, sampling=sampling, verbose=args.verbose,
                       checkpoint={"generator": generator_folder(checkpoint), "tokenizer": tokenizer_dir},
                       build_engines=not args.no_engines)
-    except (FileNotFoundError, ValueError, GeneratorUnavailable, ParityError) as e:
-        print(f"to_trt: error: {e}", file=sys.stderr)
-        return 1
+    except (GeneratorUnavailable, ParityError) as e:  # failures this command names: exit code 1
+        raise ValueError(str(e)) from e
+    return args.output
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command, as an exit code (see the module's docstring): the error line is on stderr."""
+    from nbp_ext.cli_errors import EXIT_ERROR, run_command
+
+    try:
+        args = build_parser().parse_args(argv)
+        run_command(lambda: run_export(args))
+    except SystemExit as ended:  # run_command and argparse end this way; a message string means code 1
+        if isinstance(ended.code, str):
+            print(ended.code, file=sys.stderr)
+            return EXIT_ERROR
+        return int(ended.code or 0)
     return 0
 
 

@@ -6,6 +6,10 @@
 
 namespace nbp::rt {
 
+// Most videos one run makes: a bound on typos and on output names (video_1000000.y4m); the free
+// space of the output's disk bounds it further (runner.cpp).
+constexpr long long kMaxVideos = 1000000;
+
 enum class BackendKind { kAuto, kOnnxRuntime, kOnnxRuntimeCuda, kTensorRT };
 
 struct SamplingConfig {

@@ -1,5 +1,6 @@
 #include "manifest.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -49,10 +50,21 @@ class Reader {
     return Status::Ok();
   }
 
-  Status number(const json::Value& parent, const std::string& key, const std::string& where, double* out) {
+  // A finite number in [lo, hi] (lo excluded when lo_open).
+  Status number(const json::Value& parent, const std::string& key, const std::string& where, double* out,
+                double lo = -HUGE_VAL, double hi = HUGE_VAL, bool lo_open = false) {
     const json::Value* v;
     NBP_RT_TRY(get(parent, key, where, json::Value::Type::kNumber, &v));
-    *out = v->as_number();
+    const double x = v->as_number();
+    const bool low_ok = lo_open ? x > lo : x >= lo;
+    if (!std::isfinite(x) || !low_ok || x > hi) {
+      std::ostringstream range;
+      range << "a finite number";
+      if (lo != -HUGE_VAL) range << (lo_open ? " > " : " >= ") << lo;
+      if (hi != HUGE_VAL) range << " and <= " << hi;
+      return bad(where + key, range.str());
+    }
+    *out = x;
     return Status::Ok();
   }
 
@@ -250,9 +262,9 @@ Status load_manifest(const std::string& dir, Manifest* out) {
   NBP_RT_TRY(r.integer(*video, "fps", "video.", 1, &m.video.fps));
 
   NBP_RT_TRY(r.object(root, "sampling", "", &sampling));
-  NBP_RT_TRY(r.number(*sampling, "temperature", "sampling.", &m.sampling.temperature));
+  NBP_RT_TRY(r.number(*sampling, "temperature", "sampling.", &m.sampling.temperature, 0.0));
   NBP_RT_TRY(r.integer(*sampling, "top_k", "sampling.", 0, &m.sampling.top_k));
-  NBP_RT_TRY(r.number(*sampling, "top_p", "sampling.", &m.sampling.top_p));
+  NBP_RT_TRY(r.number(*sampling, "top_p", "sampling.", &m.sampling.top_p, 0.0, 1.0, true));
   NBP_RT_TRY(r.number(*sampling, "guidance_scale", "sampling.", &m.sampling.guidance_scale));
 
   NBP_RT_TRY(r.object(root, "graphs", "", &graphs));

@@ -7,6 +7,10 @@
 #include <memory>
 #include <vector>
 
+#if defined(__unix__)
+#include <sys/statvfs.h>
+#endif
+
 #include "block_layout.h"
 #include "engine.h"
 #include "manifest.h"
@@ -56,6 +60,40 @@ Status check_options(const RunConfig& cfg, const Manifest& m, const SamplingConf
   return Status::Ok();
 }
 
+// Bytes the run writes: a Y4M file per video (4:2:0, a FRAME line per frame), PNGs counted at their
+// uncompressed size (an upper bound), and the token grids.
+double output_bytes(const RunConfig& cfg, const Manifest& m) {
+  const double pixels = static_cast<double>(m.video.height) * static_cast<double>(m.video.width);
+  double per_video = 128.0 + static_cast<double>(m.video.frames) * (6.0 + 1.5 * pixels);
+  if (cfg.png) per_video += static_cast<double>(m.video.frames) * (3.0 * pixels + 1024.0);
+  const ModelSpec& s = m.model;
+  if (!cfg.tokens_out.empty()) per_video += 8.0 * static_cast<double>(s.grid[0] * s.grid[1] * s.grid[2]);
+  return per_video * static_cast<double>(cfg.num_videos);
+}
+
+// --num-videos is bounded by what the output's disk can hold: refused before the first file rather
+// than failing half way. Where the free space cannot be read (no folder yet), writing says why.
+Status check_disk_space(const RunConfig& cfg, const Manifest& m) {
+#if defined(__unix__)
+  const size_t slash = cfg.output.find_last_of('/');
+  const std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : cfg.output.substr(0, slash);
+  struct statvfs fs;
+  if (statvfs(folder.c_str(), &fs) != 0) return Status::Ok();
+  const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+  const double need = output_bytes(cfg, m);
+  if (need > free_bytes) {
+    const double mib = 1024.0 * 1024.0;
+    return Err(ExitCode::kOutput, "--num-videos ", cfg.num_videos, ": the videos need about ",
+               static_cast<long long>(need / mib), " MiB, but ", folder, " has ", static_cast<long long>(free_bytes / mib),
+               " MiB free: lower --num-videos or choose another --output");
+  }
+#else
+  (void)cfg;
+  (void)m;
+#endif
+  return Status::Ok();
+}
+
 // The prefix of every video from the context video: its first frames through the encoder graph.
 Status context_prefix(const RunConfig& cfg, Session* session, std::vector<int64_t>* prefix) {
   const Manifest& m = session->manifest();
@@ -97,6 +135,7 @@ Status run(const RunConfig& cfg) {
   if (!cfg.has_top_p) sc.top_p = m.sampling.top_p;
   if (!cfg.has_guidance) sc.guidance = s.guidance ? m.sampling.guidance_scale : 1.0;
   NBP_RT_TRY(check_options(cfg, m, sc));
+  NBP_RT_TRY(check_disk_space(cfg, m));
 
   BackendKind kind = cfg.backend;
   if (kind == BackendKind::kAuto) {

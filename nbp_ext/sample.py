@@ -9,8 +9,6 @@ Writes an MP4 (PyAV) or GIF with the videos side by side, and with --save-tokens
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
@@ -18,133 +16,17 @@ import torch
 
 from .cli_errors import run_command
 
-from .data import CLASS_NAMES, VideoError, read_clip, to_uint8_frames, viewing_scale, write_video
+from .data import CLASS_NAMES, VideoError, read_clip
 from .data.video_reader import ClipSpec
-from .generate import SamplingConfig, generate
+from .generate import generate
+from .generate.sampling_options import add_sampling_arguments, resolve_sampling
+from .generate.videos import decode, write_videos
 from .hardware import require_native_bf16
 from .models import NBPTransformer, VideoTokenizer
-from .models.pretrained import WEIGHTS_FILE, file_sha256
+from .runs import load_run, load_tokenizer, recorded_sampling  # noqa: F401  (the last two: export/ uses them here)
 from .train.distributed import pick_device
 
-GENERATOR_DIR = "generator"  # run_dir/generator: config.json + model.safetensors
-GRID_VIDEOS = 12  # videos in a sample grid: every class of the synthetic set
 MAX_VIDEOS = 256  # --num: the videos of one call are generated together and written side by side
-RUN_INFO = "generator.json"  # run_dir/generator.json: its tokenizer, token folder, class names, sampling
-
-
-def load_tokenizer(directory: str | Path, vocab_size: int, device) -> VideoTokenizer:
-    """The tokenizer, checked against the generator's vocabulary."""
-    tok = VideoTokenizer.from_pretrained(directory).to(device).eval()
-    if tok.codebook_size != vocab_size:
-        raise ValueError(f"the tokenizer in {directory} has {tok.codebook_size} codes but the generator was trained on "
-                         f"{vocab_size}: give the tokenizer the generator's tokens came from (--tokenizer)")
-    return tok
-
-
-def recorded_sampling(info: dict) -> dict:
-    """Sampling defaults of a run: what its generator.json records under "sampling" (the settings of
-    the training stage's sample videos), over ``SamplingConfig``'s (the paper's) with guidance 2.0."""
-    paper = SamplingConfig()
-    return {"temperature": paper.temperature, "top_k": paper.top_k, "top_p": paper.top_p, "cfg_scale": 2.0,
-            **info.get("sampling", {})}
-
-
-def add_sampling_arguments(ap: argparse.ArgumentParser) -> None:
-    """``--cfg``, ``--temperature``, ``--top-k``, ``--top-p``, each defaulting to the run's own."""
-    ap.add_argument("--cfg", type=float, default=None,
-                    help="classifier-free guidance scale (class models; default: the run's, 2.0; 1 turns it off)")
-    ap.add_argument("--temperature", type=float, default=None, help="default: the run's (1.0)")
-    ap.add_argument("--top-k", type=int, default=None,
-                    help="default: the run's, that is the training stage's --sample-top-k (paper: 16000)")
-    ap.add_argument("--top-p", type=float, default=None,
-                    help="default: the run's, that is the training stage's --sample-top-p (paper: 0.9)")
-
-
-def resolve_sampling(args: argparse.Namespace, info: dict, condition: str) -> SamplingConfig:
-    """The sampling options given on the command line over the run's recorded ones."""
-    run_sampling = recorded_sampling(info)
-    given = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-    for flag, value in (("--cfg", args.cfg), ("--temperature", args.temperature), ("--top-p", args.top_p)):
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"{flag} must be a finite number, got {value}")
-    if condition == "class":
-        cfg_scale = run_sampling["cfg_scale"] if args.cfg is None else args.cfg
-    elif args.cfg is not None:
-        raise ValueError(f"--cfg needs a class-conditional model; this one is conditioned on {condition!r}")
-    else:
-        cfg_scale = None
-    return SamplingConfig(**{k: run_sampling[k] if v is None else v for k, v in given.items()}, cfg_scale=cfg_scale)
-
-
-def load_run(run: str | Path, device, tokenizer: str | None = None) -> tuple[NBPTransformer, VideoTokenizer, dict]:
-    run = Path(run)
-    if not (run / GENERATOR_DIR).is_dir():
-        raise FileNotFoundError(f"--run must be a generator run folder with {GENERATOR_DIR}/ "
-                                f"(made by python -m nbp_ext.train nbp), got {run}")
-    model = NBPTransformer.from_pretrained(run / GENERATOR_DIR).to(device).eval()
-    info = {}
-    if (run / RUN_INFO).is_file():
-        try:
-            info = json.loads((run / RUN_INFO).read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{run / RUN_INFO}: not valid JSON ({str(e)[:80]})") from None
-        if not isinstance(info, dict):
-            raise ValueError(f"{run / RUN_INFO}: must be a JSON object")
-    tok_dir = tokenizer or info.get("tokenizer")
-    if not tok_dir:
-        raise FileNotFoundError(f"no tokenizer recorded in {run / RUN_INFO}: give --tokenizer")
-    expected = info.get("tokenizer_sha256")  # the tokenizer the generator's tokens came from
-    if expected and (Path(tok_dir) / WEIGHTS_FILE).is_file() and file_sha256(Path(tok_dir) / WEIGHTS_FILE) != expected:
-        raise ValueError(f"tokenizer {tok_dir} is not the one this generator was trained on ({run / RUN_INFO} records "
-                         "another SHA-256 of its weights)")
-    return model, load_tokenizer(tok_dir, model.config.vocab_size, device), info
-
-
-@torch.no_grad()
-def decode(tokenizer: VideoTokenizer, codes: torch.Tensor) -> torch.Tensor:
-    """Codes (B, T', H', W') -> videos (B, 3, T, H, W) in [-1, 1]."""
-    return tokenizer.decode(codes).clamp(-1, 1)
-
-
-def side_by_side(videos: torch.Tensor) -> torch.Tensor:
-    """(B, 3, T, H, W) -> (3, T, H, B * W), a 2-pixel gap between videos."""
-    B, C, T, H, W = videos.shape
-    gap = torch.full((B, C, T, H, 2), -1.0, device=videos.device)
-    return torch.cat([videos, gap], dim=-1).permute(1, 2, 3, 0, 4).reshape(C, T, H, B * (W + 2))
-
-
-@torch.no_grad()
-def write_sample_grid(model: NBPTransformer, tokenizer: VideoTokenizer, path: Path, val_set=None,
-                      cfg_scale: float | None = 2.0, top_k: int = 16000, top_p: float = 0.9, seed: int = 0,
-                      max_videos: int = GRID_VIDEOS) -> Path:
-    """One video per class in class order (the first ``max_videos`` classes; all 12 of the synthetic
-    set) or per held-out context, side by side in one file."""
-    mcfg = model.config
-    was_training = model.training
-    model.eval()
-    sampling = SamplingConfig(top_k=top_k, top_p=top_p)
-    if mcfg.condition == "class":
-        cond = torch.arange(min(mcfg.num_classes, max_videos))
-        sampling.cfg_scale = cfg_scale
-        codes = generate(model, cond, seed=seed, sampling=sampling)
-    elif mcfg.condition == "frames" and val_set is not None and len(val_set):
-        n = min(len(val_set), max_videos)
-        grids = torch.stack([val_set[i]["codes"] for i in range(n)]).to(next(model.parameters()).device)
-        context, _ = model.split_codes(grids)
-        codes = generate(model, context, seed=seed, sampling=sampling)
-    else:
-        codes = generate(model, num_videos=max_videos if mcfg.condition == "none" else 4, seed=seed, sampling=sampling)
-    model.train(was_training)
-    return write_videos(path, decode(tokenizer, codes))
-
-
-def write_videos(path: str | Path, videos: torch.Tensor, scale: int = 0) -> Path:
-    """Videos (B, 3, T, H, W) in [-1, 1] side by side into one file; ``scale`` 0: enlarged to at least
-    128 pixels high for viewing, else that whole-number enlargement (1: native size)."""
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 0:
-        raise ValueError(f"--scale must be an int >= 0 (0: enlarge to 128 pixels high, 1: native), got {scale!r}")
-    return write_video(path, to_uint8_frames(side_by_side(videos).cpu()), fps=8,
-                       scale=scale or viewing_scale(videos.shape[3]))
 
 
 def _context_codes(model: NBPTransformer, tokenizer: VideoTokenizer, path: str, device) -> torch.Tensor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .cli_errors import run_command
 from .data.clip_cache import CachedClipDataset
 from .models import VideoTokenizer
 from .models.pretrained import WEIGHTS_FILE, file_sha256
+from .runs import TOKENIZER_DIR, TOKENS_DIR
 from .train.distributed import pick_device
 from .train.progress import StepProgress
 from .train.run_dir import latest_run_dir
@@ -50,11 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _resolve_tokenizer(args: argparse.Namespace) -> Path:
     if args.tokenizer:
         return Path(args.tokenizer)
-    run = latest_run_dir(args.runs_root, "tokenizer", must_contain="tokenizer/" + WEIGHTS_FILE)
+    run = latest_run_dir(args.runs_root, "tokenizer", must_contain=f"{TOKENIZER_DIR}/{WEIGHTS_FILE}")
     if run is None:
         raise FileNotFoundError(f"--tokenizer not given and no trained tokenizer under {args.runs_root}/tokenizer-*; "
                                 "train one with python -m nbp_ext.train tokenizer")
-    return run / "tokenizer"
+    return run / TOKENIZER_DIR
 
 
 def _resolve_data(args: argparse.Namespace, tokenizer_dir: Path) -> DataConfig:
@@ -124,7 +124,7 @@ def main(args: argparse.Namespace) -> Path:
     device = pick_device(args.device)
     model = VideoTokenizer.from_pretrained(tokenizer_dir).to(device).eval()
     model.config.check_clip(data_cfg.frames, data_cfg.size)
-    out = Path(args.out) if args.out else tokenizer_dir.parent / "tokens"
+    out = Path(args.out) if args.out else tokenizer_dir.parent / TOKENS_DIR
     info = {"tokenizer_sha256": file_sha256(tokenizer_dir / WEIGHTS_FILE), "data": asdict(data_cfg)}
     for split in splits:
         if args.overwrite and (out / split).exists():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("hypothesis")
+import hypothesis  # noqa: F401,E402  (a test dependency: pip install -e ".[test]")
 HERE = Path(__file__).resolve().parent
 
 

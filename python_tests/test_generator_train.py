@@ -101,7 +101,7 @@ def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path,
     """A limit far too short for --steps: the stage plans fewer steps, ends its cosine schedule on them,
     closes with its evaluation, samples and checkpoint, and a resumed run keeps the planned count."""
     run = tmp_path / "limited"
-    train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.1", "--eval-every", "5",
+    train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.25", "--eval-every", "5",
                         "--sample-every", "1000", "--ckpt-every", "5"))
     printed = capsys.readouterr().out
     ckpt = latest_state(run)
@@ -160,7 +160,7 @@ def test_bad_options(token_run, tmp_path, monkeypatch):
 
 def test_sample_command_errors(token_run, tmp_path, write_test_video):
     """Another tokenizer's vocabulary, and a context clip too short for frame prediction."""
-    from nbp_ext.sample import RUN_INFO
+    from nbp_ext.runs import RUN_INFO
 
     run = tmp_path / "frames-run"
     model = NBPTransformer.from_name("tiny", vocab_size=625, grid=(5, 4, 4), block=(1, 1, 4), condition="frames",

@@ -33,7 +33,9 @@ from tqdm import tqdm
 
 from ..data.builder import DataConfig
 from ..generate import generate
-from ..sample import add_sampling_arguments, decode, load_run, resolve_sampling
+from ..generate.sampling_options import add_sampling_arguments, resolve_sampling
+from ..generate.videos import decode
+from ..runs import load_run
 from .classifier import ClipClassifier
 from .frechet import frechet_distance
 from .train_classifier import ClassifierTraining, read_clips, split_dataset, to_float, train_classifier

@@ -94,11 +94,14 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
         self.encoder.checkpointed = self.decoder.checkpointed = enabled
 
     def fsdp_units(self) -> list[nn.Module]:
-        """The submodules sharded on their own under FSDP (the rest belongs to the root): the CNN's
-        layers, or the patch codec's corrections."""
+        """The submodules sharded on their own under FSDP (the rest belongs to the root): the layers
+        the forward pass calls one by one (``run_layers``), so that FSDP's gathering hooks run: the
+        CNN's layers, or the patch codec's correction layers that hold weights."""
         if self.config.arch == "patch":
-            return [self.encoder.correction, self.decoder.correction]
-        return [*self.encoder.layers, *self.decoder.layers]
+            layers = [*self.encoder.correction, *self.decoder.correction]
+        else:
+            layers = [*self.encoder.layers, *self.decoder.layers]
+        return [m for m in layers if any(True for _ in m.parameters())]
 
     @property
     def codebook_size(self) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..cli_errors import run_command
 from ..data.builder import DATASETS
+from ..runs import TOKENIZER_DIR, TOKENS_DIR
 
 # name -> (module, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -32,12 +33,12 @@ PIPELINE: tuple[str, ...] = ("tokenizer", "tokenize", "nbp")
 
 def _pipeline_args_tokenize(results: dict[str, Path]) -> list[str]:
     run = results["tokenizer"]
-    return ["--tokenizer", str(run / "tokenizer"), "--out", str(run / "tokens")]
+    return ["--tokenizer", str(run / TOKENIZER_DIR), "--out", str(run / TOKENS_DIR)]
 
 
 def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
     run = results["tokenizer"]
-    return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / "tokenizer")]
+    return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / TOKENIZER_DIR)]
 
 
 @dataclass(frozen=True)

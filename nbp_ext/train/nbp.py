@@ -22,7 +22,8 @@ from ..data.sampler import TrainingOrder
 from ..models import NBPTransformer
 from ..models.generator_config import nbp_config_from_name
 from ..models.pretrained import WEIGHTS_FILE
-from ..sample import GENERATOR_DIR, GRID_VIDEOS, RUN_INFO, load_tokenizer, write_sample_grid
+from ..generate.videos import GRID_VIDEOS, write_sample_grid
+from ..runs import GENERATOR_DIR, RUN_INFO, TOKENIZER_DIR, TOKENS_DIR, load_tokenizer
 from .distributed import DistInfo
 from .loop import Stage, train
 from .nbp_config import MODEL_OPTIONS, NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
@@ -40,11 +41,11 @@ def main(args: argparse.Namespace) -> Path:
 def resolve_tokens(cfg: NBPTrainConfig) -> Path:
     if cfg.tokens:
         return Path(cfg.tokens)
-    run = latest_run_dir(cfg.runs_root, "tokenizer", must_contain="tokens/train/meta.json")
+    run = latest_run_dir(cfg.runs_root, "tokenizer", must_contain=f"{TOKENS_DIR}/train/meta.json")
     if run is None:
         raise FileNotFoundError(f"--tokens not given and no {cfg.runs_root}/tokenizer-*/tokens found; "
                                 "run python -m nbp_ext.train tokenizer and python -m nbp_ext.tokenize first")
-    return run / "tokens"
+    return run / TOKENS_DIR
 
 
 @torch.no_grad()
@@ -109,7 +110,7 @@ class GeneratorStage(Stage):
         self.model = NBPTransformer(nbp_config_from_name(cfg.model, **overrides)).to(info.device)
         self.mcfg = self.model.config
         self.tokens_per_clip = self.mcfg.video_len
-        self.tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else self.tokens_dir.parent / "tokenizer"
+        self.tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else self.tokens_dir.parent / TOKENIZER_DIR
         self.tokenizer = None
 
     def new_run(self, run_dir: Path, cfg: NBPTrainConfig) -> None:

@@ -22,6 +22,7 @@ from ..data.builder import default_workers
 from ..data.clip_cache import CachedClipDataset
 from ..data.sampler import TrainingOrder
 from ..models import TOKENIZER_SIZES, VideoTokenizer
+from ..runs import TOKENIZER_DIR
 from .checkpoint import Part
 from .distributed import DistInfo, barrier
 from .loop import Stage, train
@@ -34,7 +35,7 @@ from .schedule import CONV_BETAS, build_optimizer
 from .video_metrics import psnr, ssim
 
 STAGE = "tokenizer"
-PRETRAINED_DIR = "tokenizer"  # run_dir/tokenizer: config.json + model.safetensors
+PRETRAINED_DIR = TOKENIZER_DIR  # run_dir/tokenizer: config.json + model.safetensors
 # The stage's clips, alone or in the pipeline: the synthetic set's easy variant at 9x32x32 (plain
 # backgrounds, six fixed colours, objects 1.5x the default size), on which the patch codec learns
 # recognisable shapes in minutes on a 2-core CPU (why: bench/RESULTS.md, "Why the pipeline's defaults").

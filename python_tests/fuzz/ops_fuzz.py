@@ -22,7 +22,9 @@ EXAMPLES = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                     suppress_health_check=list(HealthCheck))
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32]
-TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 8e-2}
+# fp32: inputs up to 10x unit scale give scores up to a few hundred, whose rounding reaches 1e-4 in
+# the output depending on the reduction order of the threads
+TOL = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 8e-2}
 
 
 def mostly(valid: list, invalid: list):

@@ -1,4 +1,4 @@
-// Block-major order (DESIGN.md): a latent grid (T', H', W') is cut into blocks (bt, bh, bw); the
+// Block-major order (docs/design.md): a latent grid (T', H', W') is cut into blocks (bt, bh, bw); the
 // sequence lists blocks in raster order and tokens in raster order inside a block. This is the C++
 // twin of nbp_ext.models.BlockLayout, for turning generated sequences into grids and back.
 #pragma once

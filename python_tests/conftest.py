@@ -45,3 +45,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def make_generator_run(root: Path) -> Path:
+    """``root/tokenizer`` (an untrained tiny tokenizer, 625 codes), ``root/tokens`` (16 + 4 synthetic
+    9x32x32 clips) and ``root/run``, a generator run of 2 steps with a checkpoint after each."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from nbp_ext.models import VideoTokenizer
+
+    repo = Path(__file__).resolve().parents[1]
+    torch.manual_seed(0)
+    VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(root / "tokenizer")
+    common = dict(check=True, cwd=repo, capture_output=True)
+    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
+                    str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "9",
+                    "--train-clips", "16", "--val-clips", "4", "--no-progress"], **common)
+    subprocess.run([sys.executable, "-m", "nbp_ext.train", "nbp", "--tokens", str(root / "tokens"), "--run-dir",
+                    str(root / "run"), "--steps", "2", "--batch-size", "4", "--eval-every", "100", "--sample-every",
+                    "100", "--ckpt-every", "1", "--no-progress"], **common)
+    return root / "run"

@@ -8,14 +8,12 @@ the same ``run_command`` the commands' entry points use; the files they need are
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import make_generator_run
 
 from nbp_ext.cli_errors import run_command
-from nbp_ext.models import VideoTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,15 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def files(tmp_path_factory) -> dict[str, Path]:
     """A small trained run and the damaged files the cases use."""
     root = tmp_path_factory.mktemp("bad-inputs")
-    torch.manual_seed(0)
-    VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(root / "tokenizer")
-    common = dict(check=True, cwd=REPO, capture_output=True)
-    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
-                    str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "9",
-                    "--train-clips", "16", "--val-clips", "4", "--no-progress"], **common)
-    subprocess.run([sys.executable, "-m", "nbp_ext.train", "nbp", "--tokens", str(root / "tokens"), "--run-dir",
-                    str(root / "run"), "--steps", "2", "--batch-size", "4", "--eval-every", "100", "--sample-every",
-                    "100", "--ckpt-every", "1", "--no-progress"], **common)
+    make_generator_run(root)
     f = {"root": root, "run": root / "run", "tokens": root / "tokens", "tokenizer": root / "tokenizer"}
     (root / "empty").mkdir()
     (root / "empty.csv").write_text("")

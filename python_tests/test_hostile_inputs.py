@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_generator_run
 
 from nbp_ext.models import NBPTransformer, VideoTokenizer
 from nbp_ext.ops import block_causal_attention, block_causal_attention_ref
@@ -37,17 +38,7 @@ def test_attention_bounds_are_errors_or_defined_results():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A generator run (2 steps) on tokens of an untrained tiny tokenizer."""
-    root = tmp_path_factory.mktemp("hostile")
-    torch.manual_seed(0)
-    VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(root / "tokenizer")
-    common = dict(check=True, cwd=REPO, capture_output=True)
-    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
-                    str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "9",
-                    "--train-clips", "16", "--val-clips", "4", "--no-progress"], **common)
-    subprocess.run([sys.executable, "-m", "nbp_ext.train", "nbp", "--tokens", str(root / "tokens"), "--run-dir",
-                    str(root / "nbp"), "--steps", "2", "--batch-size", "4", "--eval-every", "100", "--sample-every",
-                    "100", "--no-progress"], **common)
-    return root / "nbp"
+    return make_generator_run(tmp_path_factory.mktemp("hostile"))
 
 
 def _sample_error(run: Path, *extra: str, tmp_path: Path) -> str:

@@ -101,7 +101,7 @@ def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path,
     """A limit far too short for --steps: the stage plans fewer steps, ends its cosine schedule on them,
     closes with its evaluation, samples and checkpoint, and a resumed run keeps the planned count."""
     run = tmp_path / "limited"
-    train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.25", "--eval-every", "5",
+    train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.5", "--eval-every", "5",
                         "--sample-every", "1000", "--ckpt-every", "5"))
     printed = capsys.readouterr().out
     ckpt = latest_state(run)

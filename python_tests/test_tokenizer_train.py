@@ -169,7 +169,7 @@ def test_time_limit_plans_the_tokenizer_steps(tmp_path, capsys):
     """A limit far too short for --steps: the codec trains the steps that fit, its schedule ends on them,
     and the checkpoint records the planned count."""
     run = _train(tmp_path / "t", "--model", "patch", "--fsq-levels", "8,5,5,5", "--size", "16", "--train-clips", "16",
-                 "--init-clips", "8", "--steps", "1000000", "--time-limit", "0.1", "--eval-every", "20",
+                 "--init-clips", "8", "--steps", "1000000", "--time-limit", "0.25", "--eval-every", "20",
                  "--sample-every", "1000", "--ckpt-every", "20", "--log-every", "2")
     printed = capsys.readouterr().out
     ckpt = latest_state(run)

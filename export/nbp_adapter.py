@@ -18,7 +18,6 @@ with explicit key/value tensors instead of the model's KVCache modules:
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -28,8 +27,7 @@ from torch import nn
 
 from export.generator_graphs import GeneratorSpec, cached_block_attention
 
-GENERATOR_DIR = "generator"
-RUN_INFO = "generator.json"
+from nbp_ext.runs import GENERATOR_DIR, RUN_INFO, read_run_info, recorded_sampling
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -138,15 +136,9 @@ def generator_folder(path: Path) -> Path:
 
 def run_info(run: Path) -> dict:
     """generator.json of a run folder, or {} where there is none."""
-    info_path = Path(run) / RUN_INFO
-    if not info_path.is_file():
-        return {}
-    try:
-        info = json.loads(info_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{info_path}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("sampling", {}), dict):
-        raise ValueError(f"{info_path}: expected a JSON object (with \"sampling\" an object where given)")
+    info = read_run_info(run)
+    if not isinstance(info.get("sampling", {}), dict):
+        raise ValueError(f"{Path(run) / RUN_INFO}: expected a JSON object with \"sampling\" an object")
     return info
 
 
@@ -155,15 +147,6 @@ def recorded_tokenizer(run: Path) -> tuple[Path | None, str | None]:
     info = run_info(run)
     tok = info.get("tokenizer")
     return (Path(tok) if tok else None), info.get("tokenizer_sha256")
-
-
-def _recorded_sampling():
-    """nbp_ext's reader of a run's sampling defaults (nbp_ext/runs.py; nbp_ext/sample.py before it moved)."""
-    try:
-        from nbp_ext.runs import recorded_sampling
-    except ImportError:
-        from nbp_ext.sample import recorded_sampling
-    return recorded_sampling
 
 
 def load_generator(path):
@@ -179,7 +162,7 @@ def load_generator(path):
     except (OSError, KeyError, TypeError, RuntimeError) as e:
         raise GeneratorUnavailable(f"--checkpoint: cannot load the NBPTransformer in {folder}: {e}") from e
     spec = generator_spec(model)
-    rec = _recorded_sampling()(run_info(folder.parent) if folder.name == GENERATOR_DIR else {})
+    rec = recorded_sampling(run_info(folder.parent) if folder.name == GENERATOR_DIR else {})
     top_k = rec["top_k"]  # its type is checked with the other defaults (export/to_trt.py)
     sampling = {"temperature": rec["temperature"], "top_p": rec["top_p"],
                 "top_k": min(top_k, spec.vocab_size) if isinstance(top_k, int) else top_k,

@@ -59,15 +59,6 @@ def find_tokenizer(checkpoint: Path, given: Path | None) -> tuple[Path, str | No
     return tok, digest
 
 
-def _load_tokenizer():
-    """nbp_ext's tokenizer loader, which lives in nbp_ext/runs.py (nbp_ext/sample.py before it moved)."""
-    try:
-        from nbp_ext.runs import load_tokenizer
-    except ImportError:
-        from nbp_ext.sample import load_tokenizer
-    return load_tokenizer
-
-
 def check_tokenizer(tokenizer_dir: Path, digest: str | None, vocab_size: int):
     """The tokenizer, checked against the hash the run recorded and the generator's vocabulary."""
     from export.manifest import sha256_file
@@ -79,7 +70,9 @@ def check_tokenizer(tokenizer_dir: Path, digest: str | None, vocab_size: int):
             raise ValueError(f"--tokenizer: {weights} has SHA-256 {got}, but the generator was trained on tokens of a "
                              f"tokenizer with {digest}: give the matching --tokenizer")
     try:
-        return _load_tokenizer()(tokenizer_dir, vocab_size, "cpu").float()
+        from nbp_ext.runs import load_tokenizer
+
+        return load_tokenizer(tokenizer_dir, vocab_size, "cpu").float()
     except (OSError, KeyError, RuntimeError) as e:  # ValueErrors already name the file
         raise ValueError(f"--tokenizer: cannot load the VideoTokenizer in {tokenizer_dir}: {e}") from e
 

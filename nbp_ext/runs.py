@@ -49,7 +49,7 @@ def read_run_info(run: Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({str(e)[:80]})") from None
     if not isinstance(info, dict):
-        raise ValueError(f"{path}: must be a JSON object")
+        raise ValueError(f"{path}: expected a JSON object")
     return info
 
 

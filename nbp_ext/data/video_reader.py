@@ -196,11 +196,28 @@ def _read_clip_seeking(path: str, spec: ClipSpec, rng: np.random.Generator | Non
         return clip, start
 
 
+def _frame_times(path: str) -> tuple[np.ndarray, float]:
+    """A file's frame times (seconds) and frame rate: from its packets where they carry times,
+    else by a one-pixel decode."""
+    try:
+        with av.open(path, mode="r", metadata_errors="ignore") as container:
+            if container.streams.video:
+                stream = container.streams.video[0]
+                pts = _packet_pts(container, stream) if stream.time_base is not None else None
+                if pts:
+                    rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+                    return np.asarray([float(p * stream.time_base) for p in pts]), rate
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, EOFError, OSError):
+        pass  # the decode below names the problem
+    times, _, rate = _decode(path, 1)
+    return times, rate
+
+
 def read_all_frames(path: str | os.PathLike, size: int, fps: float | None) -> np.ndarray:
     """Every frame of a file at ``fps`` (None: its own), short side resized to ``size`` and centre
     cropped: uint8 (n, size, size, 3), the frames a clip of ``read_clip`` draws from."""
     path = str(path)
-    times, _, rate = _decode(path, 1)  # the frame times (a one-pixel decode)
+    times, rate = _frame_times(path)
     if fps is None:
         count = len(times)
     else:

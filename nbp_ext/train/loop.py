@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 import os
 import time
 from dataclasses import asdict, fields, replace
@@ -39,7 +40,7 @@ from .time_budget import TimeBudget, follow_plan
 METRICS = "metrics.jsonl"
 
 
-class Stage:
+class Stage(ABC):
     """What a training stage supplies. ``model`` is built on the loop's device with the same initial
     weights on every process; ``method`` is the model's method the training step calls."""
 
@@ -54,16 +55,17 @@ class Stage:
     time_guesses: dict[str, float] = {"eval": 2, "samples": 2, "ckpt": 1}
     step: int = 0  # the optimizer steps taken so far, kept up to date by the loop
 
+    @abstractmethod
     def optimizer(self, model: nn.Module, cfg: LoopOptions) -> torch.optim.Optimizer:
-        raise NotImplementedError
+        """The model's optimizer (built after the model is sharded)."""
 
+    @abstractmethod
     def loader(self, order: TrainingOrder) -> Any:
         """An iterable of micro-batches over the clips ``order`` yields (one epoch)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss(self, call: Callable, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss, scalars to log as tensors) of a micro-batch; ``call`` runs the model's ``method``."""
-        raise NotImplementedError
 
     def prepare(self, parallel: Parallel, cfg: LoopOptions) -> dict[str, Part]:
         """After the model is prepared: further trained parts (a discriminator), by name."""

@@ -42,7 +42,7 @@ def machine() -> str:
 
 
 def print_table(title: str, header: list[str], rows: list[list[object]]) -> None:
-    """A Markdown table, ready to paste into bench/RESULTS.md."""
+    """A Markdown table, ready to paste into a file of docs/results/."""
     print(f"\n### {title}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")

@@ -28,8 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, print_table  # noqa: E402
 
-from nbp_ext.models import NBPTransformer  # noqa: E402
-from nbp_ext.models.generator_config import nbp_config_from_name  # noqa: E402
+from nbp_ext.models import Generator  # noqa: E402
+from nbp_ext.models.generator_config import generator_config_from_name  # noqa: E402
 from nbp_ext.train.distributed import cleanup, setup_distributed  # noqa: E402
 from nbp_ext.train.schedule import GENERATOR_BETAS, build_optimizer  # noqa: E402
 from nbp_ext.train.parallel import parallelize, resolve_parallel  # noqa: E402
@@ -59,7 +59,7 @@ def worker(args) -> None:
     device = info.device
     grid = tuple(args.grid)
     torch.manual_seed(0)
-    model = NBPTransformer(nbp_config_from_name(args.model, vocab_size=args.vocab, grid=grid, block=(1, 1, grid[2]),
+    model = Generator(generator_config_from_name(args.model, vocab_size=args.vocab, grid=grid, block=(1, 1, grid[2]),
                                                 condition="class", num_classes=12)).to(device)
     precision = resolve_precision(args.precision, device)
     mode = resolve_parallel(args.parallel, info)

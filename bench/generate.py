@@ -30,7 +30,7 @@ from common import machine, print_table  # noqa: E402
 
 from nbp_ext.generate import SamplingConfig, generate  # noqa: E402
 from nbp_ext.hardware import native_bf16  # noqa: E402
-from nbp_ext.models import NBPTransformer, VideoTokenizer  # noqa: E402
+from nbp_ext.models import Generator, VideoTokenizer  # noqa: E402
 
 GENERATED_FRAMES = 12  # 3 latent frames x 4
 METHODS = (("NBP", (1, 1, 16)), ("NTP", (1, 1, 1)))
@@ -69,10 +69,10 @@ def main() -> None:
             runs, first, codes = {}, {}, {}
             for name, block in METHODS:
                 torch.manual_seed(0)
-                model = NBPTransformer.from_name(args.model, vocab_size=64000, grid=(5, 16, 16), block=block,
+                model = Generator.from_name(args.model, vocab_size=64000, grid=(5, 16, 16), block=block,
                                                  condition="frames", context_frames=2).to(device, dtype).eval()
                 context = torch.randint(0, 64000, (batch, model.config.prefix_len), device=device)
-                sampling = SamplingConfig(top_k=16000, top_p=0.9)
+                sampling = SamplingConfig(top_k=16000, top_p=0.9, guidance_scale=1.0)  # one stream
                 runs[name] = (model, lambda m=model, c=context, s=sampling: generate(m, c, seed=0, sampling=s))
                 first[name], codes[name] = timed(runs[name][1], sync)
             # Rounds alternate the methods, so that a change in the machine's load hits both alike.

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from nbp_ext.data import DataConfig, build_dataset
 from nbp_ext.models import VideoTokenizer
-from nbp_ext.train.run_dir import latest_run_dir
+from nbp_ext.runs import latest_run_dir
 from nbp_ext.train.video_metrics import psnr, ssim
 
 

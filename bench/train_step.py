@@ -1,5 +1,5 @@
 """Generator training throughput: fp32, bf16 autocast (``--precision``) and both through
-``torch.compile`` (``--compile`` of the nbp stage).
+``torch.compile`` (``--compile`` of the generator stage).
 
     python bench/train_step.py [--model tiny] [--grid 3 12 12] [--batch 16] [--device cpu] [--no-compile]
 
@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, print_table, timeit  # noqa: E402
 
-from nbp_ext.models import NBPTransformer  # noqa: E402
-from nbp_ext.models.generator_config import nbp_config_from_name  # noqa: E402
+from nbp_ext.models import Generator  # noqa: E402
+from nbp_ext.models.generator_config import generator_config_from_name  # noqa: E402
 from nbp_ext.train.compiled import compiled_or_eager  # noqa: E402
 from nbp_ext.train.precision import autocast, native_bf16  # noqa: E402
 from nbp_ext.train.schedule import GENERATOR_BETAS, build_optimizer  # noqa: E402
@@ -43,7 +43,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     grid = tuple(args.grid)
     torch.manual_seed(0)
-    model = NBPTransformer(nbp_config_from_name(args.model, vocab_size=args.vocab, grid=grid, block=(1, 1, grid[2]),
+    model = Generator(generator_config_from_name(args.model, vocab_size=args.vocab, grid=grid, block=(1, 1, grid[2]),
                                                 condition="class", num_classes=12)).to(device)
     opt = build_optimizer(model, 1e-4, 0.05, GENERATOR_BETAS)
     codes = torch.randint(0, args.vocab, (args.batch, *grid), device=device)

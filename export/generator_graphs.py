@@ -16,9 +16,9 @@ Both wrap an *adapter*, an object that runs one generator with explicit key/valu
 
 and whose ``spec`` (a GeneratorSpec) gives the sizes. The step graph has fully static shapes; the
 caches go in and only the new block's keys and values come out, which the runtime writes at
-``position`` itself, so the caches stay at fixed addresses. ``cached_block_attention`` is the
-attention of a step in standard ops: every cached key before ``position`` belongs to an earlier
-block (or the prefix) and is visible, and the block sees itself bidirectionally.
+``position`` itself, so the caches stay at fixed addresses. The step's attention is
+``nbp_ext.models.kv_cache.cached_block_attention``: every cached key before ``position`` belongs
+to an earlier block (or the prefix) and is visible, and the block sees itself bidirectionally.
 """
 
 from __future__ import annotations
@@ -80,30 +80,6 @@ class GeneratorSpec:
         """Positions the step graph's caches hold: the prefix, the start block and every block fed to a
         step (the runtime appends the last step's block too, so the loop has no special case)."""
         return self.first_block_position + (self.num_blocks - 1) * self.block_len
-
-
-def cached_block_attention(q, k_new, v_new, past_k, past_v, position, scale: float | None = None):
-    """q (R, H, L, D), k_new/v_new (R, Hkv, L, D), past_k/past_v (R, Hkv, N, D), position (1,) int64
-    -> (R, H, L, D): each query sees the cached keys before ``position`` and the whole new block.
-
-    The cache and the block are scored separately and joined in one softmax (a shared maximum, the
-    two exponential sums added), so the graph never copies a cache; grouped query heads are folded
-    into the query rows instead of repeating the keys and values. The softmax statistics are fp32
-    whatever the inputs' type; the probabilities meet the values in that type (export/precision.py).
-    """
-    R, H, L, D = q.shape
-    hkv, n = past_k.shape[1], past_k.shape[2]
-    scale = 1.0 / math.sqrt(D) if scale is None else scale
-    qg = q.reshape(R, hkv, (H // hkv) * L, D)  # (R, Hkv, G*L, D): head h reads kv head h // G
-    dtype = q.dtype
-    s_past = (qg @ past_k.transpose(-1, -2)).float() * scale  # (R, Hkv, G*L, N)
-    s_past = s_past.masked_fill(torch.arange(n, device=q.device) >= position, float("-inf"))
-    s_new = (qg @ k_new.transpose(-1, -2)).float() * scale  # (R, Hkv, G*L, L)
-    mx = torch.maximum(s_past.amax(dim=-1, keepdim=True), s_new.amax(dim=-1, keepdim=True))
-    e_past, e_new = torch.exp(s_past - mx), torch.exp(s_new - mx)
-    total = e_past.sum(dim=-1, keepdim=True) + e_new.sum(dim=-1, keepdim=True)
-    out = ((e_past.to(dtype) @ past_v).float() + (e_new.to(dtype) @ v_new).float()) / total  # (R, Hkv, G*L, D)
-    return out.to(dtype).reshape(R, H, L, D)
 
 
 class PrefillGraph(nn.Module):

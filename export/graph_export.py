@@ -4,13 +4,14 @@
 runs ``onnx.checker`` and an ONNX Runtime vs PyTorch comparison on each, and returns the manifest's
 ``graphs`` section plus the largest differences. The custom attention op goes through
 ``export.onnx_attention`` (a custom translation table); step attention is written in standard ops
-by the adapter (``cached_block_attention``).
+by the model (``nbp_ext.models.kv_cache.cached_block_attention``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def _onnx_export(module, args, path: Path, input_names, output_names, dynamic_sh
     """torch.onnx.export(dynamo=True) into one self-contained .onnx file; the exporter's progress
     lines are shown only when ``verbose``."""
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    # the exporter logs one warning per torchvision op it cannot register; the graphs use none
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings(), quiet:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -41,6 +44,16 @@ def _onnx_export(module, args, path: Path, input_names, output_names, dynamic_sh
     program.save(str(path), external_data=False)
 
 
+def _export_and_check(graph, args: tuple, path: Path, ins, outs, precision: str, verbose: bool) -> float:
+    """Export ``graph`` on ``args``, run onnx.checker, and compare ONNX Runtime with PyTorch; returns the
+    largest difference (an error past the precision's tolerance)."""
+    _onnx_export(graph, args, path, ins, outs, verbose=verbose)
+    onnx_check.check_model(path)
+    with torch.no_grad():
+        want = {n: to_numpy(t) for n, t in zip(outs, graph(*args))}
+    return onnx_check.run_and_compare(path, {n: to_numpy(t) for n, t in zip(ins, args)}, want, tol=TOLERANCES[precision])
+
+
 def export_prefill(adapter, spec: GeneratorSpec, rows: int, out: Path, prefix: torch.Tensor, verbose=False,
                    precision: str = "fp32"):
     """prefill.onnx, static shapes (the prefix length is part of the model: P = 0 gives a graph without
@@ -48,12 +61,7 @@ def export_prefill(adapter, spec: GeneratorSpec, rows: int, out: Path, prefix: t
     graph = PrefillGraph(adapter, rows).eval()
     ins, outs, e_in, e_out = prefill_io(spec, rows, MANIFEST_DTYPES[precision])
     path = out / "prefill.onnx"
-    args = (prefix,) if ins else ()
-    _onnx_export(graph, args, path, ins, outs, verbose=verbose)
-    onnx_check.check_model(path)
-    with torch.no_grad():
-        want = {n: to_numpy(t) for n, t in zip(outs, graph(*args))}
-    diff = onnx_check.run_and_compare(path, {n: to_numpy(t) for n, t in zip(ins, args)}, want, tol=TOLERANCES[precision])
+    diff = _export_and_check(graph, (prefix,) if ins else (), path, ins, outs, precision, verbose)
     return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
 
 
@@ -64,11 +72,7 @@ def export_step(adapter, spec: GeneratorSpec, rows: int, out: Path, example: tup
     graph = StepGraph(adapter).eval()
     ins, outs, e_in, e_out = step_io(spec, rows, example[0].shape[1], MANIFEST_DTYPES[precision])
     path = out / f"{name}.onnx"
-    _onnx_export(graph, example, path, ins, outs, verbose=verbose)
-    onnx_check.check_model(path)
-    with torch.no_grad():
-        want = {n: to_numpy(t) for n, t in zip(outs, graph(*example))}
-    diff = onnx_check.run_and_compare(path, {n: to_numpy(t) for n, t in zip(ins, example)}, want, tol=TOLERANCES[precision])
+    diff = _export_and_check(graph, example, path, ins, outs, precision, verbose)
     return {"onnx": path.name, "engine": None, "inputs": e_in, "outputs": e_out}, diff
 
 

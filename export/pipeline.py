@@ -10,18 +10,17 @@ import torch
 from export import graph_export, tensorrt_build
 from export.generator_graphs import GeneratorSpec
 from export.manifest import sha256_dir, write_manifest
-from export.precision import DECODER_PRECISION, MANIFEST_DTYPES, PRECISIONS, TORCH_DTYPES, check as check_precision
-DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "guidance_scale": 1.0}
+from export.precision import DECODER_PRECISION, MANIFEST_DTYPES, TORCH_DTYPES, check as check_precision
 
 
-def _example_prefix(spec: GeneratorSpec, max_batch: int, guidance: bool) -> torch.Tensor:
+def _example_prefix(spec: GeneratorSpec, max_batch: int, unconditional_stream: bool) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     if spec.prefix_kind == "class":
         cond = torch.randint(0, spec.num_classes, (max_batch, 1), generator=g).expand(max_batch, spec.prefix_len)
-        rows = [cond, torch.full_like(cond, spec.null_class)] if guidance else [cond]
+        rows = [cond, torch.full_like(cond, spec.null_class)] if unconditional_stream else [cond]
     elif spec.prefix_kind == "frames":
         ctx = torch.randint(0, spec.vocab_size, (max_batch, spec.prefix_len), generator=g)
-        rows = [ctx, ctx] if guidance else [ctx]
+        rows = [ctx, ctx] if unconditional_stream else [ctx]
     else:  # unconditional: no prefix
         rows = [torch.zeros(max_batch, 0, dtype=torch.int64)]
     return torch.cat(rows).contiguous()
@@ -44,8 +43,8 @@ def _example_step(adapter, spec: GeneratorSpec, prefix: torch.Tensor, tokens: in
 
 
 def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, *, video: tuple[int, int, int],
-                  max_batch: int = 1, guidance: bool = True, precision: str = "fp32", fps: int = 8,
-                  sampling: dict | None = None, checkpoint: dict | None = None, build_engines: bool = True,
+                  max_batch: int = 1, unconditional_stream: bool = True, precision: str = "fp32", fps: int = 8,
+                  sampling: dict, checkpoint: dict | None = None, build_engines: bool = True,
                   verbose: bool = False, log=print) -> dict:
     """Writes prefill.onnx, step.onnx, decoder.onnx (encoder.onnx for a frames prefix, token_step.onnx
     for a hybrid start), engines where
@@ -59,13 +58,14 @@ def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, 
     check_precision(precision)
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    if guidance and spec.prefix_kind == "class" and spec.null_class < 0:
-        raise ValueError("guidance needs a null class (the model has none): export with guidance off")
-    if guidance and spec.prefix_kind != "class":
-        raise ValueError(f"guidance needs a null class, which a {spec.prefix_kind!r} prefix does not have: export with guidance off")
+    if unconditional_stream and spec.prefix_kind == "class" and spec.null_class < 0:
+        raise ValueError("the unconditional stream for guidance needs a null class (the model has none): export with --no-unconditional-stream")
+    if unconditional_stream and spec.prefix_kind != "class":
+        raise ValueError(f"the unconditional stream for guidance needs a null class, which a {spec.prefix_kind!r} prefix does not have: "
+                         "export with --no-unconditional-stream")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = max_batch * (2 if guidance else 1)
+    rows = max_batch * (2 if unconditional_stream else 1)
     frames, height, width = video
 
     encoder_tokenizer = tokenizer  # fp32 always: its output is rounded to codes
@@ -74,7 +74,7 @@ def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, 
     decoder_precision = DECODER_PRECISION[precision]
     if decoder_precision != "fp32":
         tokenizer = copy.deepcopy(tokenizer).to(TORCH_DTYPES[decoder_precision])
-    prefix = _example_prefix(spec, max_batch, guidance)
+    prefix = _example_prefix(spec, max_batch, unconditional_stream)
     graphs, diffs = {}, {}
     graphs["prefill"], diffs["prefill"] = graph_export.export_prefill(adapter, spec, rows, out, prefix, verbose, precision)
     log(f"prefill.onnx: ONNX Runtime vs PyTorch max |diff| {diffs['prefill']:.2e}")
@@ -125,7 +125,7 @@ def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, 
                    if spec.prefix_kind == "class" else
                    {"kind": "frames", "length": spec.prefix_len, "context_frames": spec.context_frames}
                    if spec.prefix_kind == "frames" else {"kind": "none", "length": 0}),
-        "graph_batch": rows, "max_batch": max_batch, "guidance": guidance,
+        "graph_batch": rows, "max_batch": max_batch, "unconditional_stream": unconditional_stream,
         "steps": spec.num_steps,
     }
     manifest = {
@@ -135,7 +135,7 @@ def export_folder(adapter, spec: GeneratorSpec, tokenizer, out_dir: str | Path, 
         "checkpoint": {name: {"path": str(p), "sha256": sha256_dir(p)} for name, p in (checkpoint or {}).items()},
         "model": model,
         "video": {"frames": frames, "height": height, "width": width, "fps": fps},
-        "sampling": {**DEFAULT_SAMPLING, **(sampling or {})},
+        "sampling": sampling,
         "graphs": graphs,
         "parity": {"max_abs_diff": diffs, "tensorrt_ms": timings},
     }

@@ -6,11 +6,11 @@ decoder's weights, and compute their activations, in that type, except where low
 safe; these stay fp32:
 
 - softmax statistics of every attention (the scores' maximum, the exponentials and their sum, in
-  export/onnx_attention.py and generator_graphs.cached_block_attention); the probabilities are
+  export/onnx_attention.py and nbp_ext.models.kv_cache.cached_block_attention); the probabilities are
   rounded to the low type only to multiply the values;
 - RMS statistics of the norms (the model's own RMSNorm computes them in fp32);
 - the final projection to the vocabulary and the logits the sampler reads: the last hidden state
-  and the head weight are widened to fp32 for that matmul (nbp_adapter), so a logit of 10 is not
+  and the head weight are widened to fp32 for that matmul (Generator.logits_fp32), so a logit of 10 is not
   off by bf16's 0.04;
 - graph inputs and outputs other than the KV caches: token ids and positions (int64), logits and
   decoded frames (fp32);

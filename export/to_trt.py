@@ -1,6 +1,6 @@
 """python export/to_trt.py: a trained checkpoint -> one folder run_engine can use.
 
-By default the newest ``runs/nbp-*`` run of ``python -m nbp_ext.train`` (its ``generator/``) with the
+By default the newest ``runs/generator-*`` run of ``python -m nbp_ext.train`` (its ``generator/``) with the
 tokenizer that its ``generator.json`` records (checked against the SHA-256 recorded there).
 Writes prefill.onnx (prefix + start block; no input for an unconditional model),
 step.onnx (one block against per-layer KV caches of a fixed length; fully static), decoder.onnx
@@ -34,16 +34,16 @@ from export.precision import PRECISIONS  # noqa: E402
 
 
 def latest_checkpoint(runs: Path) -> Path | None:
-    """Newest ``runs/nbp-*`` run of ``python -m nbp_ext.train`` that holds a generator."""
-    from nbp_ext.train.run_dir import latest_run_dir
+    """Newest ``runs/generator-*`` run of ``python -m nbp_ext.train`` that holds a generator."""
+    from nbp_ext.runs import latest_run_dir
 
-    return latest_run_dir(runs, "nbp", must_contain="generator/config.json")
+    return latest_run_dir(runs, "generator", must_contain="generator/config.json")
 
 
 def find_tokenizer(checkpoint: Path, given: Path | None) -> tuple[Path, str | None]:
     """(tokenizer folder, SHA-256 its weights must have or None): --tokenizer, else the one that the
     run's generator.json records (python -m nbp_ext.train writes it)."""
-    from export.nbp_adapter import RUN_INFO, recorded_tokenizer
+    from export.generator_adapter import RUN_INFO, recorded_tokenizer
 
     if given is not None:
         if not (given / "config.json").is_file():
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python export/to_trt.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="generator run (runs/nbp-*) or generator folder (default: the newest runs/nbp-* under --runs)")
+                   help="generator run (runs/generator-*) or generator folder (default: the newest runs/generator-* under --runs)")
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer folder (default: the one the run's generator.json records)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="where python -m nbp_ext.train wrote its runs (default: runs/ in the current folder)")
     p.add_argument("--output", type=Path, default=Path("engines"), help="export folder (default: engines/)")
@@ -162,10 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "logits and the encoder stay fp32 (default: fp32)")
     p.add_argument("--max-batch", type=int, default=1, help=f"videos per run of the graphs, 1..{MAX_BATCH} (default: 1)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--guidance", dest="guidance", action="store_true", default=None,
-                   help="graphs carry the null-class stream for classifier-free guidance "
+    g.add_argument("--unconditional-stream", dest="unconditional_stream", action="store_true", default=None,
+                   help="graphs carry the null-class stream that classifier-free guidance needs "
                         "(default: on for class-conditional models, off otherwise)")
-    g.add_argument("--no-guidance", dest="guidance", action="store_false", help="conditional stream only")
+    g.add_argument("--no-unconditional-stream", dest="unconditional_stream", action="store_false",
+                   help="conditional stream only: run_engine then samples with guidance scale 1 (none)")
     p.add_argument("--guidance-scale", type=float, default=None, help="default guidance scale written to the manifest "
                    "(a finite number; default: the run's)")
     p.add_argument("--temperature", type=float, default=None, help="default temperature written to the manifest, "
@@ -182,14 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_export(args: argparse.Namespace) -> Path:
     """The export the options ask for; failures raise errors that name the option or file."""
-    from export.nbp_adapter import GeneratorUnavailable, generator_folder, load_generator, video_shape
+    from export.generator_adapter import GeneratorUnavailable, generator_folder, load_generator, video_shape
     from export.onnx_check import ParityError
     from export.pipeline import export_folder
 
     check_options(args)
     checkpoint = args.checkpoint or latest_checkpoint(args.runs)
     if checkpoint is None:
-        raise FileNotFoundError(f"--checkpoint: no generator run (nbp-*/generator/) under {args.runs}; train one with "
+        raise FileNotFoundError(f"--checkpoint: no generator run (generator-*/generator/) under {args.runs}; train one with "
                                 "python -m nbp_ext.train or pass --checkpoint")
     if not checkpoint.exists():
         raise FileNotFoundError(f"--checkpoint: {checkpoint} does not exist")
@@ -200,11 +201,12 @@ def run_export(args: argparse.Namespace) -> Path:
         sampling = sampling_defaults(sampling, args)
         check_sampling(sampling, f"{generator_folder(checkpoint).parent / 'generator.json'} or the options")
         video = video_shape(spec.latent_grid, tokenizer.config.spatial_factor)
-        guidance = spec.prefix_kind == "class" if args.guidance is None else args.guidance
+        streams = spec.prefix_kind == "class" if args.unconditional_stream is None else args.unconditional_stream
         prepare_output(args.output)
         print(f"to_trt: generator {checkpoint} ({spec.prefix_kind} prefix, {spec.num_blocks} blocks of {spec.block_len}), "
               f"tokenizer {tokenizer_dir}")
-        export_folder(adapter, spec, tokenizer, args.output, video=video, max_batch=args.max_batch, guidance=guidance,
+        export_folder(adapter, spec, tokenizer, args.output, video=video, max_batch=args.max_batch,
+                      unconditional_stream=streams,
                       precision=args.precision, fps=args.fps, sampling=sampling, verbose=args.verbose,
                       checkpoint={"generator": generator_folder(checkpoint), "tokenizer": tokenizer_dir},
                       build_engines=not args.no_engines)

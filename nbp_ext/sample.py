@@ -1,7 +1,7 @@
 """``python -m nbp_ext.sample``: videos from a trained generator run.
 
-    python -m nbp_ext.sample --run runs/nbp-<time> --class 3 --num 4 --seed 0 --cfg 2.0 --out video.mp4
-    python -m nbp_ext.sample --run runs/nbp-<time> --context clip.mp4 --out prediction.mp4
+    python -m nbp_ext.sample --run runs/generator-<time> --class 3 --num 4 --seed 0 --guidance-scale 2.0 --out video.mp4
+    python -m nbp_ext.sample --run runs/generator-<time> --context clip.mp4 --out prediction.mp4
 
 Writes an MP4 (PyAV) or GIF with the videos side by side, and with --save-tokens the codes (.pt).
 """
@@ -19,17 +19,17 @@ from .cli_errors import run_command
 from .data import CLASS_NAMES, VideoError, read_clip
 from .data.video_reader import ClipSpec
 from .generate import generate
-from .generate.sampling_options import add_sampling_arguments, resolve_sampling
+from .generate.sampling_config import add_sampling_arguments, resolve_sampling
 from .generate.videos import decode, write_videos
 from .hardware import require_native_bf16
-from .models import NBPTransformer, VideoTokenizer
-from .runs import load_run, load_tokenizer, recorded_sampling  # noqa: F401  (the last two: export/ uses them here)
+from .models import Generator, VideoTokenizer
+from .runs import load_run
 from .train.distributed import pick_device
 
 MAX_VIDEOS = 256  # --num: the videos of one call are generated together and written side by side
 
 
-def _context_codes(model: NBPTransformer, tokenizer: VideoTokenizer, path: str, device) -> torch.Tensor:
+def _context_codes(model: Generator, tokenizer: VideoTokenizer, path: str, device) -> torch.Tensor:
     """Encode the first frames of a video file into the generator's context tokens (1, P).
 
     The encoder is causal in time, so the context latent frames depend on the first
@@ -52,7 +52,7 @@ def _context_codes(model: NBPTransformer, tokenizer: VideoTokenizer, path: str, 
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(prog="python -m nbp_ext.sample", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="generator run folder (runs/nbp-<time>)")
+    ap.add_argument("--run", required=True, help="generator run folder (runs/generator-<time>)")
     ap.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one recorded in the run)")
     ap.add_argument("--class", dest="cls", type=int, default=None, help="class id (class-conditional models)")
     ap.add_argument("--context", default=None, help="video file whose first frames are given (frame prediction)")

@@ -21,10 +21,9 @@ from .cli_errors import run_command
 from .data.clip_cache import CachedClipDataset
 from .models import VideoTokenizer
 from .models.pretrained import WEIGHTS_FILE, file_sha256
-from .runs import TOKENIZER_DIR, TOKENS_DIR
+from .runs import TOKENIZER_DIR, TOKENS_DIR, given_or_newest
 from .train.distributed import pick_device
 from .train.progress import StepProgress
-from .train.run_dir import latest_run_dir
 
 SPLITS = ("train", "val")
 
@@ -48,13 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _resolve_tokenizer(args: argparse.Namespace) -> Path:
-    if args.tokenizer:
-        return Path(args.tokenizer)
-    run = latest_run_dir(args.runs_root, "tokenizer", must_contain=f"{TOKENIZER_DIR}/{WEIGHTS_FILE}")
-    if run is None:
-        raise FileNotFoundError(f"--tokenizer not given and no trained tokenizer under {args.runs_root}/tokenizer-*; "
-                                "train one with python -m nbp_ext.train tokenizer")
-    return run / TOKENIZER_DIR
+    return given_or_newest(args.tokenizer, args.runs_root, "tokenizer", TOKENIZER_DIR, WEIGHTS_FILE,
+                           f"--tokenizer not given and no trained tokenizer under {args.runs_root}/tokenizer-*; "
+                           "train one with python -m nbp_ext.train tokenizer")
 
 
 def _resolve_data(args: argparse.Namespace, tokenizer_dir: Path) -> DataConfig:

@@ -7,6 +7,8 @@ import av
 import numpy as np
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _write_test_video(path: Path, frames: int, width: int, height: int, fps: int, codec: str,
                       pix_fmt: str = "yuv420p", gray: bool = False) -> Path:
@@ -47,9 +49,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_generator_run(root: Path) -> Path:
-    """``root/tokenizer`` (an untrained tiny tokenizer, 625 codes), ``root/tokens`` (16 + 4 synthetic
-    9x32x32 clips) and ``root/run``, a generator run of 2 steps with a checkpoint after each."""
+def make_token_run(root: Path, frames: int = 9, train_clips: int = 16, val_clips: int = 4) -> Path:
+    """``root/tokenizer`` (an untrained tiny tokenizer, 625 codes) and ``root/tokens`` (synthetic
+    ``frames``x32x32 clips); returns ``root``."""
     import subprocess
     import sys
 
@@ -57,14 +59,23 @@ def make_generator_run(root: Path) -> Path:
 
     from nbp_ext.models import VideoTokenizer
 
-    repo = Path(__file__).resolve().parents[1]
     torch.manual_seed(0)
     VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(root / "tokenizer")
-    common = dict(check=True, cwd=repo, capture_output=True)
     subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
-                    str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "9",
-                    "--train-clips", "16", "--val-clips", "4", "--no-progress"], **common)
-    subprocess.run([sys.executable, "-m", "nbp_ext.train", "nbp", "--tokens", str(root / "tokens"), "--run-dir",
-                    str(root / "run"), "--steps", "2", "--batch-size", "4", "--eval-every", "100", "--sample-every",
-                    "100", "--ckpt-every", "1", "--no-progress"], **common)
-    return root / "run"
+                    str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", str(frames),
+                    "--train-clips", str(train_clips), "--val-clips", str(val_clips), "--no-progress"],
+                   check=True, cwd=REPO, capture_output=True)
+    return root
+
+
+def make_generator_run(root: Path, train_clips: int = 16, val_clips: int = 4, name: str = "run") -> Path:
+    """``make_token_run`` (9x32x32 clips) and ``root/<name>``, a generator run of 2 steps with a
+    checkpoint after each."""
+    import subprocess
+    import sys
+
+    make_token_run(root, 9, train_clips, val_clips)
+    subprocess.run([sys.executable, "-m", "nbp_ext.train", "generator", "--tokens", str(root / "tokens"), "--run-dir",
+                    str(root / name), "--steps", "2", "--batch-size", "4", "--eval-every", "100", "--sample-every",
+                    "100", "--ckpt-every", "1", "--no-progress"], check=True, cwd=REPO, capture_output=True)
+    return root / name

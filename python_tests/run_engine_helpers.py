@@ -1,5 +1,5 @@
 """Shared by the export and run_engine tests: tiny runs of ``python -m nbp_ext.train`` made here (a
-real NBPTransformer and VideoTokenizer saved as a training run saves them), their exports (built once
+real Generator and VideoTokenizer saved as a training run saves them), their exports (built once
 per test session), and running ./run_engine."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,10 @@ VIDEO = (9, 64, 64)  # what the tokenizer decodes GRID to
 
 def make_models(condition: str = "class", style: str = "llama", seed: int = 0, tokenizer: str = "tiny",
                 start: str = "learned"):
-    """A generator and a tokenizer: the tiny causal CNN (GRID -> VIDEO), or (``"patch"``) a patch codec
+    """A generator and a tokenizer: the tiny causal CNN (GRID -> VIDEO), or (``"patch"``) a patch tokenizer
     with 4x4 patches (GRID -> 9x32x32: a spatial factor other than the CNN's 8) whose weights are all
     random, corrections included."""
-    from nbp_ext.models import NBPTransformer, VideoTokenizer
+    from nbp_ext.models import Generator, VideoTokenizer
 
     torch.manual_seed(seed)
     if tokenizer == "patch":
@@ -37,7 +38,7 @@ def make_models(condition: str = "class", style: str = "llama", seed: int = 0, t
         tokenizer.eval()
     else:
         tokenizer = VideoTokenizer.from_name("tiny", fsq_levels=FSQ_LEVELS).eval()
-    model = NBPTransformer.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=GRID, block=BLOCK,
+    model = Generator.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=GRID, block=BLOCK,
                                      num_classes=NUM_CLASSES, context_frames=1, n_layer=2, d_model=64, n_kv_head=2,
                                      condition=condition, style=style, start=start).eval()
     return model, tokenizer
@@ -45,17 +46,19 @@ def make_models(condition: str = "class", style: str = "llama", seed: int = 0, t
 
 def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: int = 0, stamp: str = "20260101-000000",
              tokenizer: str = "tiny", start: str = "learned"):
-    """runs/tokenizer-<stamp>/tokenizer and runs/nbp-<stamp>/{generator/, generator.json} as training writes them."""
+    """runs/tokenizer-<stamp>/tokenizer and runs/generator-<stamp>/{generator/, generator.json} as training writes them."""
     from export.manifest import sha256_file
+    from nbp_ext.generate import SamplingConfig
 
     model, tokenizer = make_models(condition, style, seed, tokenizer, start)
     tok_dir = runs / f"tokenizer-{stamp}" / "tokenizer"
     tokenizer.save_pretrained(tok_dir)
-    run = runs / f"nbp-{stamp}"
+    run = runs / f"generator-{stamp}"
     model.save_pretrained(run / "generator")
     (run / "generator.json").write_text(json.dumps({
         "tokens": str(tok_dir.parent / "tokens"), "tokenizer": str(tok_dir),
-        "tokenizer_sha256": sha256_file(tok_dir / "model.safetensors")}))
+        "tokenizer_sha256": sha256_file(tok_dir / "model.safetensors"),
+        "sampling": asdict(SamplingConfig.paper())}))  # the paper's: top-k and top-p both cut
     return run, model, tokenizer
 
 
@@ -69,7 +72,7 @@ def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max
     key = (condition, style, max_batch, tokenizer, start) + ((precision,) if precision != "fp32" else ())
     if key not in _EXPORTS:
         from export import to_trt
-        from nbp_ext.models import NBPTransformer, VideoTokenizer
+        from nbp_ext.models import Generator, VideoTokenizer
 
         base = tmp_root / "-".join(map(str, key))
         runs = base / "runs"
@@ -81,7 +84,7 @@ def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max
         code = to_trt.main(["--runs", str(runs), "--output", str(out), "--max-batch", str(max_batch), "--no-engines",
                             "--precision", precision])
         assert code == 0, "export/to_trt.py failed"
-        model = NBPTransformer.from_pretrained(run / "generator").eval()
+        model = Generator.from_pretrained(run / "generator").eval()
         tokenizer = VideoTokenizer.from_pretrained(run.parent / "tokenizer-20260101-000000" / "tokenizer").eval()
         _EXPORTS[key] = (out, model, tokenizer, json.loads((out / "manifest.json").read_text()))
     return _EXPORTS[key]
@@ -102,7 +105,7 @@ def read_tokens(path, grid=GRID) -> np.ndarray:
     return np.fromfile(path, dtype=np.int64).reshape(-1, *grid)
 
 
-def ort_class_tokens(out: Path, manifest: dict, class_id: int, seed: int, cfg_scale: float, temperature: float,
+def ort_class_tokens(out: Path, manifest: dict, class_id: int, seed: int, guidance_scale: float, temperature: float,
                      top_k: int, top_p: float) -> np.ndarray:
     """The token grids (max_batch, T', H', W') that run_engine draws from a class-conditional export
     with guidance, one video per seed from ``seed`` on, driven from Python: the export's own graphs
@@ -130,6 +133,6 @@ def ort_class_tokens(out: Path, manifest: dict, class_id: int, seed: int, cfg_sc
             for c, t in zip(caches, kv):
                 c[:, :, pos : pos + L] = t
         lg = torch.from_numpy(logits)
-        blocks.append(sample_block(lg[:B], seeds, k, temperature, top_k, top_p, cfg_scale, lg[B:]))
+        blocks.append(sample_block(lg[:B], seeds, k, temperature, top_k, top_p, guidance_scale, lg[B:]))
     layout = BlockLayout(tuple(m["latent_grid"]), tuple(m["block_shape"]))
     return layout.to_grid(torch.cat(blocks, dim=1)).numpy()

@@ -233,7 +233,7 @@ RUN_ENGINE_CASES = [
     ("temperature negative", _engine("good", "--temperature", "-1"), USAGE, "--temperature: expected a number >= 0"),
     ("top-p above one", _engine("good", "--top-p", "1.5"), USAGE, "--top-p: expected a number in (0, 1]"),
     ("top-k negative", _engine("good", "--top-k", "-3"), USAGE, "--top-k: expected an integer >= 0"),
-    ("guidance inf", _engine("good", "--guidance", "inf"), USAGE, "--guidance: expected a finite number, got 'inf'"),
+    ("guidance inf", _engine("good", "--guidance-scale", "inf"), USAGE, "--guidance-scale: expected a finite number, got 'inf'"),
     ("batch zero", _engine("good", "--batch", "0"), USAGE, "--batch: expected an integer >= 1"),
     ("batch above the export's", _engine("good", "--batch", "3"), USAGE, "--batch: expected 1..2"),
     ("threads huge", _engine("good", "--threads", "100000"), USAGE, "--threads: expected an integer >= 0 and <= 1024"),

@@ -32,7 +32,7 @@ def test_errors_raised_in_cpp_carry_their_numbers():
     code = (
         "import torch\n"
         "from nbp_ext.ops import sample_block\n"
-        "calls = [lambda: sample_block(torch.zeros(2, 4, 30), 0, 0, cfg_scale=2.0, uncond_logits=torch.zeros(2, 4, 31)),\n"
+        "calls = [lambda: sample_block(torch.zeros(2, 4, 30), 0, 0, guidance_scale=2.0, uncond_logits=torch.zeros(2, 4, 31)),\n"
         "         lambda: sample_block(torch.zeros(2, 4, 0), 0, 0)]\n"
         "for call in calls:\n"
         "    try:\n"

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_generator_run
 from nbp_ext.data.builder import DataConfig
 from nbp_ext.evaluate import ClassifierTraining, ClipClassifier, ClipClassifierConfig, frechet_distance, train_classifier
 from nbp_ext.evaluate.__main__ import main as evaluate_main
-from nbp_ext.models import NBPTransformer, VideoTokenizer
+from nbp_ext.models import Generator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,20 +81,12 @@ def test_classifier_learns_the_synthetic_classes():
 def gen_run(tmp_path_factory) -> Path:
     """A generator run (2 training steps) on tokens of an untrained tiny tokenizer, 9x32x32 clips."""
     root = tmp_path_factory.mktemp("eval")
-    torch.manual_seed(0)
-    VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(root / "tokenizer")
-    common = dict(check=True, cwd=REPO, capture_output=True)
-    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
-                    str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "9",
-                    "--train-clips", "32", "--val-clips", "8", "--no-progress"], **common)
-    subprocess.run([sys.executable, "-m", "nbp_ext.train", "nbp", "--tokens", str(root / "tokens"), "--run-dir",
-                    str(root / "nbp"), "--model", "tiny", "--steps", "2", "--batch-size", "4", "--eval-every", "100",
-                    "--sample-every", "100", "--no-progress"], **common)
+    make_generator_run(root, train_clips=32, val_clips=8, name="generator")
     return root
 
 
 def test_command_scores_every_set_and_reuses_its_classifier(gen_run, tmp_path, capsys):
-    args = ["--run", str(gen_run / "nbp"), "--num", "2", "--classifier-steps", "3", "--classifier-clips", "16",
+    args = ["--run", str(gen_run / "generator"), "--num", "2", "--classifier-steps", "3", "--classifier-clips", "16",
             "--runs-root", str(tmp_path), "--no-progress", "--seed", "1"]
     result = evaluate_main(args)
     printed = capsys.readouterr().out
@@ -106,7 +99,7 @@ def test_command_scores_every_set_and_reuses_its_classifier(gen_run, tmp_path, c
         assert rows[key]["frechet"] >= 0 and 0 <= rows[key]["accuracy"] <= 1
         assert 0 <= rows[key]["shape"] <= 1 and 0 <= rows[key]["motion"] <= 1
     assert "frechet" not in rows["real"] and len(rows["generated"]["per_class"]) == 12
-    assert json.loads((gen_run / "nbp" / "eval_samples.json").read_text())["rows"] == rows
+    assert json.loads((gen_run / "generator" / "eval_samples.json").read_text())["rows"] == rows
     for title in ("real held-out clips (reference)", "other real held-out clips", "tokenizer reconstructions",
                   "generated videos"):
         assert title in printed
@@ -118,7 +111,7 @@ def test_command_scores_every_set_and_reuses_its_classifier(gen_run, tmp_path, c
 
 def test_command_bad_input(gen_run, tmp_path):
     def fails(*extra: str) -> str:
-        r = subprocess.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(gen_run / "nbp"),
+        r = subprocess.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(gen_run / "generator"),
                             "--runs-root", str(tmp_path), "--no-progress", *extra], cwd=REPO, capture_output=True,
                            text=True)
         assert r.returncode != 0, r.stdout
@@ -138,11 +131,11 @@ def test_frame_and_unconditional_models(gen_run, tmp_path):
     common = dict(check=True, cwd=REPO, capture_output=True)
     for condition in ("frames", "none"):
         run = tmp_path / condition
-        subprocess.run([sys.executable, "-m", "nbp_ext.train", "nbp", "--tokens", str(gen_run / "tokens"), "--run-dir",
+        subprocess.run([sys.executable, "-m", "nbp_ext.train", "generator", "--tokens", str(gen_run / "tokens"), "--run-dir",
                         str(run), "--model", "tiny", "--condition", condition, "--context-frames", "1", "--steps",
                         "1", "--batch-size", "4", "--eval-every", "100", "--sample-every", "100", "--no-progress"],
                        **common)
-        assert NBPTransformer.from_pretrained(run / "generator").config.condition == condition
+        assert Generator.from_pretrained(run / "generator").config.condition == condition
         rows = evaluate_main(["--run", str(run), "--num", "1", "--classifier-steps", "2", "--classifier-clips", "8",
                               "--runs-root", str(tmp_path), "--no-progress"])["rows"]
         generated = rows["generated"]

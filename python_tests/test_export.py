@@ -1,4 +1,4 @@
-"""export/: a tiny NBPTransformer run exported by export/to_trt.py; every graph checked against the
+"""export/: a tiny Generator run exported by export/to_trt.py; every graph checked against the
 real model in ONNX Runtime: prefill, every step of a whole generation (the KV caches of
 nbp_ext.generate as inputs), the tokenizer decoder; class-conditional (with guidance), frame
 prediction and unconditional models."""
@@ -32,7 +32,7 @@ def test_manifest_lists_every_file_with_its_hash(cls):
     for name, digest in manifest["files"].items():
         assert sha256_file(out / name) == digest
     for name, entry in manifest["checkpoint"].items():  # the newest run and the tokenizer it records
-        assert entry["path"].endswith({"generator": "nbp-20260101-000000/generator",
+        assert entry["path"].endswith({"generator": "generator-20260101-000000/generator",
                                        "tokenizer": "tokenizer-20260101-000000/tokenizer"}[name])
         assert sha256_dir(entry["path"]) == entry["sha256"]
     m, cfg = manifest["model"], model.config
@@ -62,7 +62,7 @@ def feeds_of(cond):
     return {} if cond is None else {"prefix": (cond[:, None] if cond.dim() == 1 else cond).numpy()}
 
 
-def check_generation(out, model, cond, rows, seed=3, cfg_scale=None):
+def check_generation(out, model, cond, rows, seed=3, guidance_scale=None):
     """Runs nbp_ext.generate's prefill and decode_block over a whole clip and, at each of them, the
     ONNX graph on the same inputs (caches as generation holds them); returns the largest differences."""
     cfg = model.config
@@ -74,11 +74,11 @@ def check_generation(out, model, cond, rows, seed=3, cfg_scale=None):
     want = {"logits": logits.numpy(), **{f"key_{i}": c.k[:, :, : P + L].numpy() for i, c in enumerate(caches)},
             **{f"value_{i}": c.v[:, :, : P + L].numpy() for i, c in enumerate(caches)}}
     diffs = [onnx_check.run_and_compare(out / "prefill.onnx", feeds_of(cond), want, session=pre)]
-    B = rows // 2 if cfg_scale else rows
+    B = rows // 2 if guidance_scale else rows
     for k in range(K - 1):
-        c, u = (logits[:B], logits[B:]) if cfg_scale else (logits, None)
-        tokens = sample_block(c, seed, k, 1.0, cfg.vocab_size, 0.9, cfg_scale, u)
-        tokens = torch.cat([tokens, tokens]) if cfg_scale else tokens
+        c, u = (logits[:B], logits[B:]) if guidance_scale else (logits, None)
+        tokens = sample_block(c, seed, k, 1.0, cfg.vocab_size, 0.9, guidance_scale, u)
+        tokens = torch.cat([tokens, tokens]) if guidance_scale else tokens
         pos = P + L + k * L
         feeds = {"tokens": tokens.numpy(), "position": np.array([pos], np.int64)}
         for i, cache in enumerate(caches):  # as the runtime holds them: positions >= pos not yet written
@@ -93,14 +93,14 @@ def check_generation(out, model, cond, rows, seed=3, cfg_scale=None):
 def test_every_step_of_a_guided_generation_matches(cls):
     out, model, _, _ = cls
     cond = torch.tensor([4, 0, NUM_CLASSES, NUM_CLASSES])  # two videos, then the null-class stream
-    diffs = check_generation(out, model, cond, 4, cfg_scale=2.0)
+    diffs = check_generation(out, model, cond, 4, guidance_scale=2.0)
     assert len(diffs) == model.config.num_steps and max(diffs) < 1e-4
 
 
 @pytest.mark.parametrize("condition, style", [("frames", "llama"), ("none", "gpt2")])
 def test_frames_and_unconditional_models(tmp_path_factory, condition, style):
     out, model, _, manifest = exported(tmp_path_factory.getbasetemp(), condition, style, max_batch=1)
-    assert manifest["model"]["guidance"] is False  # guidance defaults to off without a null class
+    assert manifest["model"]["unconditional_stream"] is False  # no unconditional stream without a null class
     if condition == "frames":
         assert manifest["model"]["prefix"] == {"kind": "frames", "length": 64, "context_frames": 1}
         assert "encoder.onnx" in manifest["files"]
@@ -121,7 +121,7 @@ def test_decoder_parity(cls):
 
 
 def test_patch_tokenizer_graphs(tmp_path_factory):
-    """A run whose tokenizer is the patch codec (space /4) exports: its decoder and encoder match
+    """A run whose tokenizer is the patch tokenizer (space /4) exports: its decoder and encoder match
     PyTorch, codes included, and the manifest records the frames it decodes to."""
     out, model, tokenizer, manifest = exported(tmp_path_factory.getbasetemp(), "frames", "llama", max_batch=1, tokenizer="patch")
     assert tokenizer.config.arch == "patch" and "encoder.onnx" in manifest["files"]
@@ -175,7 +175,7 @@ def test_parity_failure_is_reported():
 
 def test_no_run_is_a_clear_error(tmp_path, capsys):
     assert to_trt.main(["--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "e")]) == 1
-    assert "no generator run (nbp-*/generator/) under" in capsys.readouterr().err
+    assert "no generator run (generator-*/generator/) under" in capsys.readouterr().err
 
 
 def test_tokenizer_that_is_not_the_recorded_one(tmp_path, capsys):
@@ -191,7 +191,7 @@ def test_tokenizer_that_is_not_the_recorded_one(tmp_path, capsys):
 
 def test_guidance_needs_a_class_model(tmp_path, capsys):
     run, _, _ = make_run(tmp_path / "runs", condition="none")
-    assert to_trt.main(["--checkpoint", str(run / "generator"), "--guidance", "--output", str(tmp_path / "e")]) == 1
+    assert to_trt.main(["--checkpoint", str(run / "generator"), "--unconditional-stream", "--output", str(tmp_path / "e")]) == 1
     assert "guidance needs a null class" in capsys.readouterr().err
 
 

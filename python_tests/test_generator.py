@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from nbp_ext.generate import SamplingConfig, decode_block, generate, generate_tokens, make_caches, prefill
-from nbp_ext.models import NBP_SIZES, BlockLayout, NBPTransformer
+from nbp_ext.models import GENERATOR_SIZES, BlockLayout, Generator
 from nbp_ext.models import generator as generator_module
 
 V = 97
@@ -15,7 +15,7 @@ def tiny(**kw):
     args = dict(vocab_size=V, grid=(3, 8, 8), block=(1, 1, 8), num_classes=5, context_frames=1, n_layer=2, d_model=64)
     args.update(kw)
     torch.manual_seed(0)
-    return NBPTransformer.from_name("tiny", **args).eval()
+    return Generator.from_name("tiny", **args).eval()
 
 
 @pytest.mark.parametrize("grid,block", [((5, 16, 16), (1, 1, 16)), ((5, 16, 16), (1, 16, 16)), ((5, 16, 16), (1, 4, 4)),
@@ -45,15 +45,15 @@ def test_named_sizes_parameter_counts():
     # 3.63B for its (24, 1536), (24, 2048) and (32, 3072) shapes; within 25% of the name.
     for name, target in {"700M": 700e6, "1.2B": 1.2e9, "3B": 3e9}.items():
         with torch.device("meta"):
-            m = NBPTransformer.from_name(name, vocab_size=64000, num_classes=101)
+            m = Generator.from_name(name, vocab_size=64000, num_classes=101)
         assert abs(m.num_params(non_embedding=True) / target - 1) < 0.25, (name, m.num_params(non_embedding=True))
         assert m.num_params() > m.num_params(non_embedding=True) + 2 * 64000 * m.config.d_model - 1
     with torch.device("meta"):
-        small = NBPTransformer.from_name("small", vocab_size=64000)
+        small = Generator.from_name("small", vocab_size=64000)
     assert small.num_params() >= 50e6  # the CPU benchmark's size
-    assert set(NBP_SIZES) >= {"tiny", "small", "700M", "1.2B", "3B"}
+    assert set(GENERATOR_SIZES) >= {"tiny", "small", "700M", "1.2B", "3B"}
     with torch.device("meta"):
-        m = NBPTransformer.from_name("700M")
+        m = Generator.from_name("700M")
     assert (m.config.n_layer, m.config.d_model, m.config.n_head, m.config.style) == (24, 1536, 16, "gpt2")
 
 
@@ -122,7 +122,7 @@ def test_loss_per_frame_of_class_models(block, start):
 
 def test_same_seed_same_video_and_batch_independence():
     model = tiny()
-    s = SamplingConfig(top_k=50, top_p=0.95, cfg_scale=1.5)
+    s = SamplingConfig(top_k=50, top_p=0.95, guidance_scale=1.5)
     a = generate(model, torch.tensor([0, 3, 2]), seed=7, sampling=s)
     b = generate(model, torch.tensor([0, 3, 2]), seed=7, sampling=s)
     assert a.shape == (3, 3, 8, 8) and torch.equal(a, b)
@@ -132,11 +132,24 @@ def test_same_seed_same_video_and_batch_independence():
 
 
 def test_guidance_scale_one_equals_conditional_sampling():
+    """1.0 is "no guidance": one stream, the conditional logits as they are."""
     model = tiny()
     cond = torch.tensor([1, 2])
-    plain = generate_tokens(model, cond, seed=3, sampling=SamplingConfig(top_k=40))
-    guided = generate_tokens(model, cond, seed=3, sampling=SamplingConfig(top_k=40, cfg_scale=1.0))
+    off = SamplingConfig(top_k=40, guidance_scale=1.0)
+    assert not off.guided("class") and SamplingConfig(top_k=40).guided("class")
+    plain = generate_tokens(model, cond, seed=3, sampling=off)
+    guided = generate_tokens(model, cond, seed=3, sampling=SamplingConfig(top_k=40, guidance_scale=1.0))
     assert torch.equal(plain, guided)
+    assert not torch.equal(plain, generate_tokens(model, cond, seed=3, sampling=SamplingConfig(top_k=40, guidance_scale=4.0)))
+
+
+def test_guidance_scale_is_ignored_without_a_null_class():
+    """Only a class-conditional model has the null class: the others sample their one stream."""
+    frames = tiny(condition="frames")
+    context = torch.randint(0, V, (2, 64))
+    assert not SamplingConfig(guidance_scale=2.0).guided("frames")
+    assert torch.equal(generate(frames, context, seed=1, sampling=SamplingConfig(guidance_scale=2.0)),
+                       generate(frames, context, seed=1, sampling=SamplingConfig(guidance_scale=1.0)))
 
 
 def test_frame_prediction_keeps_the_context():
@@ -155,8 +168,8 @@ def test_bad_input_errors():
     frames = tiny(condition="frames")
     with pytest.raises(ValueError, match=r"context tokens of shape \(B, 64\)"):
         generate(frames, torch.zeros(1, 10, dtype=torch.long))
-    with pytest.raises(ValueError, match="cfg_scale needs a class-conditional model"):
-        generate(frames, torch.zeros(1, 64, dtype=torch.long), sampling=SamplingConfig(cfg_scale=2.0))
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number"):
+        generate(frames, torch.zeros(1, 64, dtype=torch.long), sampling=SamplingConfig(guidance_scale=float("nan")))
     with pytest.raises(ValueError, match="num_videos"):
         generate(tiny(condition="none"))
     with pytest.raises(ValueError, match="context_frames"):
@@ -166,7 +179,7 @@ def test_bad_input_errors():
 def test_save_and_load_round_trip(tmp_path):
     model = tiny(style="gpt2")
     model.save_pretrained(tmp_path / "g")
-    loaded = NBPTransformer.from_pretrained(tmp_path / "g").eval()
+    loaded = Generator.from_pretrained(tmp_path / "g").eval()
     video = torch.randint(0, V, (1, model.config.video_len))
     assert torch.equal(model(video, torch.tensor([2])), loaded(video, torch.tensor([2])))
 
@@ -174,7 +187,7 @@ def test_save_and_load_round_trip(tmp_path):
 def overfit_one_clip(**overrides):
     """A tiny class model trained 150 steps on one clip: (model in eval mode, codes, label, last loss)."""
     torch.manual_seed(0)
-    model = NBPTransformer.from_name("tiny", vocab_size=64, grid=(2, 4, 4), block=(1, 1, 4), num_classes=2,
+    model = Generator.from_name("tiny", vocab_size=64, grid=(2, 4, 4), block=(1, 1, 4), num_classes=2,
                                      n_layer=2, d_model=64, cond_dropout=0.0, **overrides)
     codes = torch.randint(0, 64, (1, 2, 4, 4))
     label = torch.tensor([1])

@@ -1,4 +1,4 @@
-"""``python -m nbp_ext.train nbp``: learning, resume, two processes, samples, and the sample command."""
+"""``python -m nbp_ext.train generator``: learning, resume, two processes, samples, and the sample command."""
 
 import json
 import os
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import make_token_run
 from nbp_ext.hardware import native_bf16
-from nbp_ext.models import NBPTransformer, VideoTokenizer
+from nbp_ext.models import Generator, VideoTokenizer
 from nbp_ext.train.__main__ import main as train_main
 from nbp_ext.train.checkpoint import complete_checkpoints
 
@@ -21,19 +22,12 @@ FAST = ["--model", "tiny", "--batch-size", "8", "--warmup", "5", "--log-every", 
 
 @pytest.fixture(scope="module")
 def token_run(tmp_path_factory) -> Path:
-    """A tokenizer run folder (untrained tiny tokenizer, 625 codes) with tokens of 32x32 synthetic clips."""
-    run = tmp_path_factory.mktemp("tokenizer-run")
-    torch.manual_seed(0)
-    VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(run / "tokenizer")
-    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(run / "tokenizer"), "--out",
-                    str(run / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "17",
-                    "--train-clips", "96", "--val-clips", "16", "--no-progress"],
-                   check=True, cwd=REPO, capture_output=True)
-    return run
+    """A tokenizer run folder (untrained tiny tokenizer, 625 codes) with tokens of 17x32x32 synthetic clips."""
+    return make_token_run(tmp_path_factory.mktemp("tokenizer-run"), frames=17, train_clips=96, val_clips=16)
 
 
-def nbp_args(token_run: Path, run_dir: Path, *extra: str) -> list[str]:
-    return ["nbp", "--tokens", str(token_run / "tokens"), "--tokenizer", str(token_run / "tokenizer"),
+def generator_args(token_run: Path, run_dir: Path, *extra: str) -> list[str]:
+    return ["generator", "--tokens", str(token_run / "tokens"), "--tokenizer", str(token_run / "tokenizer"),
             "--run-dir", str(run_dir), *FAST, *extra]
 
 
@@ -43,12 +37,12 @@ def latest_state(run: Path) -> dict:
 
 
 def weights(run_dir: Path) -> dict:
-    return NBPTransformer.from_pretrained(run_dir / "generator").state_dict()
+    return Generator.from_pretrained(run_dir / "generator").state_dict()
 
 
 def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
-    run = tmp_path / "nbp"
-    train_main(nbp_args(token_run, run, "--steps", "60", "--eval-every", "60", "--sample-every", "60",
+    run = tmp_path / "generator"
+    train_main(generator_args(token_run, run, "--steps", "60", "--eval-every", "60", "--sample-every", "60",
                         "--ckpt-every", "60", "--lr", "3e-3"))
     printed = capsys.readouterr().out
     assert f"latest sample video: {run / 'samples' / 'step_0000060.mp4'} (left to right, classes 0 square-bounce, " in printed
@@ -72,7 +66,7 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
 
     out = tmp_path / "video.mp4"
     subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "3", "--num", "2",
-                    "--seed", "1", "--cfg", "2.0", "--top-k", "50", "--out", str(out), "--save-tokens"],
+                    "--seed", "1", "--guidance-scale", "2.0", "--top-k", "50", "--out", str(out), "--save-tokens"],
                    check=True, cwd=REPO, capture_output=True)
     with av.open(str(out)) as f:
         frames = [fr for fr in f.decode(video=0)]
@@ -89,9 +83,9 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
 def test_resume_gives_the_same_weights(token_run, tmp_path):
     straight, resumed = tmp_path / "a", tmp_path / "b"
     common = ["--steps", "6", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "3"]
-    train_main(nbp_args(token_run, straight, *common))
-    train_main(nbp_args(token_run, resumed, *common, "--stop-at", "3"))
-    train_main(["nbp", "--resume", str(resumed), "--no-progress"])
+    train_main(generator_args(token_run, straight, *common))
+    train_main(generator_args(token_run, resumed, *common, "--stop-at", "3"))
+    train_main(["generator", "--resume", str(resumed), "--no-progress"])
     a, b = weights(straight), weights(resumed)
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -101,7 +95,7 @@ def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path,
     """A limit far too short for --steps: the stage plans fewer steps, ends its cosine schedule on them,
     closes with its evaluation, samples and checkpoint, and a resumed run keeps the planned count."""
     run = tmp_path / "limited"
-    train_main(nbp_args(token_run, run, "--steps", "100000", "--time-limit", "0.5", "--eval-every", "5",
+    train_main(generator_args(token_run, run, "--steps", "100000", "--time-limit", "0.5", "--eval-every", "5",
                         "--sample-every", "1000", "--ckpt-every", "5"))
     printed = capsys.readouterr().out
     ckpt = latest_state(run)
@@ -113,10 +107,10 @@ def test_time_limit_plans_fewer_steps_and_ends_the_schedule(token_run, tmp_path,
     assert lrs[-1] == pytest.approx(0.1 * 3e-3, rel=0.05) and max(lrs) == pytest.approx(3e-3, rel=0.05)
     assert json.loads((run / "eval.json").read_text())["step"] == planned
     assert list((run / "samples").glob("*.mp4"))
-    train_main(["nbp", "--resume", str(run), "--no-progress"])  # nothing left to do: the plan stands
+    train_main(["generator", "--resume", str(run), "--no-progress"])  # nothing left to do: the plan stands
     assert latest_state(run)["step"] == planned
     with pytest.raises(SystemExit, match="--time-limit must be > 0 minutes, got 0"):
-        train_main(nbp_args(token_run, tmp_path / "bad", "--time-limit", "0"))
+        train_main(generator_args(token_run, tmp_path / "bad", "--time-limit", "0"))
 
 
 def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path, free_port):
@@ -129,10 +123,10 @@ def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path,
         i = args.index("--start")
         return args[:i] + args[i + 2:]
 
-    args_one = without_start(nbp_args(token_run, one, *common))
+    args_one = without_start(generator_args(token_run, one, *common))
     args_one[args_one.index("--batch-size") + 1] = "8"
     train_main(args_one)
-    args_two = without_start(nbp_args(token_run, two, *common))
+    args_two = without_start(generator_args(token_run, two, *common))
     args_two[args_two.index("--batch-size") + 1] = "4"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
@@ -152,9 +146,9 @@ def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path,
 def test_bad_options(token_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match="block"):
-        train_main(nbp_args(token_run, tmp_path / "x", "--block", "1,3,4", "--steps", "1"))
+        train_main(generator_args(token_run, tmp_path / "x", "--block", "1,3,4", "--steps", "1"))
     with pytest.raises(SystemExit, match="token folder"):
-        train_main(["nbp", "--tokens", str(tmp_path), "--steps", "1", "--no-progress"])
+        train_main(["generator", "--tokens", str(tmp_path), "--steps", "1", "--no-progress"])
     assert not (tmp_path / "x").exists() and not (tmp_path / "runs").exists()  # no empty run folders left behind
 
 
@@ -163,7 +157,7 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
     from nbp_ext.runs import RUN_INFO
 
     run = tmp_path / "frames-run"
-    model = NBPTransformer.from_name("tiny", vocab_size=625, grid=(5, 4, 4), block=(1, 1, 4), condition="frames",
+    model = Generator.from_name("tiny", vocab_size=625, grid=(5, 4, 4), block=(1, 1, 4), condition="frames",
                                      context_frames=2, n_layer=1, d_model=32)
     model.save_pretrained(run / "generator")
     (run / RUN_INFO).write_text(json.dumps({"tokenizer": str(token_run / "tokenizer")}))
@@ -183,17 +177,17 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
     assert r.returncode != 0 and "--context" in r.stderr and "first 5 frames" in r.stderr
     r = sample()
     assert r.returncode != 0 and "--context is required" in r.stderr
-    r = sample("--context", str(long), "--cfg", "2")
-    assert r.returncode != 0 and "--cfg needs a class-conditional model" in r.stderr
+    r = sample("--context", str(long), "--guidance-scale", "2")
+    assert r.returncode != 0 and "--guidance-scale needs a class-conditional model" in r.stderr
     r = sample("--context", str(long), "--num", "2")
     assert r.returncode == 0, r.stderr
 
 
 def test_hybrid_start_trains_samples_and_exports(token_run, tmp_path):
     run = tmp_path / "hybrid"
-    train_main(nbp_args(token_run, run, "--start", "hybrid", "--steps", "2", "--eval-every", "2",
-                        "--sample-every", "2", "--ckpt-every", "2", "--sample-top-p", "1.0", "--sample-cfg", "3"))
-    assert NBPTransformer.from_pretrained(run / "generator").config.start == "hybrid"
+    train_main(generator_args(token_run, run, "--start", "hybrid", "--steps", "2", "--eval-every", "2",
+                        "--sample-every", "2", "--ckpt-every", "2", "--sample-top-p", "1.0", "--sample-guidance-scale", "3"))
+    assert Generator.from_pretrained(run / "generator").config.start == "hybrid"
     assert list((run / "samples").glob("*.mp4"))
     from export import to_trt
 
@@ -208,16 +202,16 @@ def test_hybrid_start_trains_samples_and_exports(token_run, tmp_path):
 def test_sample_command_defaults_to_the_runs_sampling(token_run, tmp_path):
     from nbp_ext.generate import SamplingConfig, generate
 
-    run = tmp_path / "nbp"
-    train_main(nbp_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
+    run = tmp_path / "generator"
+    train_main(generator_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
                         "--ckpt-every", "2", "--sample-top-k", "7", "--sample-top-p", "1.0"))
     info = json.loads((run / "generator.json").read_text())
-    assert info["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "cfg_scale": 2.0}
+    assert info["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "guidance_scale": 2.0}
     out = tmp_path / "v.mp4"
     subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "2", "--num", "2",
-                    "--seed", "4", "--cfg", "2.0", "--out", str(out), "--save-tokens"],
+                    "--seed", "4", "--guidance-scale", "2.0", "--out", str(out), "--save-tokens"],
                    check=True, cwd=REPO, capture_output=True)
-    model = NBPTransformer.from_pretrained(run / "generator").eval()
+    model = Generator.from_pretrained(run / "generator").eval()
     codes = torch.load(out.with_suffix(".pt"))
     same = generate(model, torch.full((2,), 2), seed=4, sampling=SamplingConfig(1.0, 7, 1.0, 2.0))
     paper = generate(model, torch.full((2,), 2), seed=4, sampling=SamplingConfig(1.0, 16000, 0.9, 2.0))
@@ -229,8 +223,8 @@ def test_sample_command_in_bf16(token_run, tmp_path):
     that model); a CPU without bf16 instructions gets an error naming the option."""
     from nbp_ext.generate import SamplingConfig, generate
 
-    run = tmp_path / "nbp"
-    train_main(nbp_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
+    run = tmp_path / "generator"
+    train_main(generator_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
                         "--ckpt-every", "2"))
     out = tmp_path / "v.mp4"
     r = subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "1", "--num", "2",
@@ -240,7 +234,7 @@ def test_sample_command_in_bf16(token_run, tmp_path):
         assert r.returncode != 0 and "--precision bf16 needs bf16 instructions" in r.stderr, r.stderr
         return
     assert r.returncode == 0, r.stderr
-    model = NBPTransformer.from_pretrained(run / "generator").eval().to(torch.bfloat16)
+    model = Generator.from_pretrained(run / "generator").eval().to(torch.bfloat16)
     recorded = json.loads((run / "generator.json").read_text())["sampling"]
     same = generate(model, torch.full((2,), 1), seed=3, sampling=SamplingConfig(**recorded))
     assert torch.equal(torch.load(out.with_suffix(".pt")), same)
@@ -258,9 +252,9 @@ def test_compiled_training_matches_eager(token_run, tmp_path, capsys, precision)
         pytest.skip("this CPU has no bf16 instructions")
     common = ["--steps", "4", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100",
               "--cond-dropout", "0", "--precision", precision]
-    train_main(nbp_args(token_run, tmp_path / "eager", *common))
+    train_main(generator_args(token_run, tmp_path / "eager", *common))
     capsys.readouterr()
-    train_main(nbp_args(token_run, tmp_path / "compiled", *common, "--compile"))
+    train_main(generator_args(token_run, tmp_path / "compiled", *common, "--compile"))
     assert "torch.compile failed" not in capsys.readouterr().out
 
     def losses(run):

@@ -62,10 +62,10 @@ def test_under_bf16_autocast_it_follows_the_plain_head():
 
 
 def test_model_loss_equals_the_cross_entropy_of_its_logits():
-    from nbp_ext.models import NBPTransformer
+    from nbp_ext.models import Generator
 
     torch.manual_seed(0)
-    model = NBPTransformer.from_name("tiny", vocab_size=300, grid=(2, 4, 4), block=(1, 1, 4), num_classes=3)
+    model = Generator.from_name("tiny", vocab_size=300, grid=(2, 4, 4), block=(1, 1, 4), num_classes=3)
     codes = torch.randint(0, 300, (3, 2, 4, 4))
     labels = torch.tensor([0, 1, 2])
     model.eval()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import make_generator_run
 
-from nbp_ext.models import NBPTransformer, VideoTokenizer
+from nbp_ext.models import Generator, VideoTokenizer
 from nbp_ext.ops import block_causal_attention, block_causal_attention_ref
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,9 +105,9 @@ def test_sample_refuses_huge_counts_and_a_foreign_tokenizer(run, tmp_path):
 
 
 def test_model_folders_round_trip_with_their_hash(tmp_path):
-    model = NBPTransformer.from_name("tiny", vocab_size=50, grid=(2, 2, 2), block=(1, 1, 2), num_classes=3)
+    model = Generator.from_name("tiny", vocab_size=50, grid=(2, 2, 2), block=(1, 1, 2), num_classes=3)
     model.save_pretrained(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     assert len(meta["weights_sha256"]) == 64
-    again = NBPTransformer.from_pretrained(tmp_path / "m")
+    again = Generator.from_pretrained(tmp_path / "m")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))

@@ -97,7 +97,7 @@ def test_whole_pipeline_on_a_folder_of_videos(tmp_path, write_test_video):
     assert proc.stderr.count("warning: skipping bad video file") >= 2  # each named once when first seen
     runs = tmp_path / "runs"
     tokenizer_run = next(runs.glob("tokenizer-*"))
-    nbp_run = next(runs.glob("nbp-*"))
+    nbp_run = next(runs.glob("generator-*"))
     assert complete_checkpoints(tokenizer_run) and complete_checkpoints(nbp_run)
     assert list((nbp_run / "samples").glob("*.mp4"))
     info = json.loads((nbp_run / "generator.json").read_text())

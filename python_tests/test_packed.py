@@ -8,7 +8,7 @@ from torch import nn
 
 from nbp_ext.generate import SamplingConfig, decode_block, generate_tokens, make_caches, prefill
 from nbp_ext.generate.packed import PackedLinear, packed_linears, packing_available
-from nbp_ext.models import NBPTransformer
+from nbp_ext.models import Generator
 
 pytestmark = pytest.mark.skipif(not packing_available(nn.Linear(2, 2)), reason="this PyTorch has no oneDNN packed linear")
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not packing_available(nn.Linear(2, 2)), reason="
 def model(**kw):
     torch.manual_seed(0)
     args = dict(vocab_size=301, grid=(3, 8, 8), block=(1, 1, 8), num_classes=5, n_layer=2, d_model=64)
-    return NBPTransformer.from_name("tiny", **{**args, **kw}).eval()
+    return Generator.from_name("tiny", **{**args, **kw}).eval()
 
 
 def linear_names(m: nn.Module) -> list[str]:
@@ -82,7 +82,7 @@ def test_no_packing_while_gradients_are_recorded():
 
 def test_generation_matches_the_unpacked_model(monkeypatch):
     m = model()
-    s = SamplingConfig(top_k=50, top_p=0.95, cfg_scale=2.0)
+    s = SamplingConfig(top_k=50, top_p=0.95, guidance_scale=2.0)
     packed = generate_tokens(m, torch.tensor([0, 3]), seed=4, sampling=s)
     monkeypatch.setenv("NBP_PACKED_LINEAR", "0")
     plain = generate_tokens(m, torch.tensor([0, 3]), seed=4, sampling=s)
@@ -127,5 +127,5 @@ def test_bf16_generation_follows_fp32():
     assert caches[0].k.dtype == torch.float32 and half.head.weight.dtype == torch.bfloat16
     rel = (outs[1] - outs[0]).norm() / outs[0].norm()
     assert rel < 0.03, rel  # bf16 keeps 8 bits of mantissa: ~0.4% per rounding, a few dozen roundings deep
-    tokens = generate_tokens(half, torch.tensor([0, 3]), seed=4, sampling=SamplingConfig(top_k=50, cfg_scale=2.0))
+    tokens = generate_tokens(half, torch.tensor([0, 3]), seed=4, sampling=SamplingConfig(top_k=50, guidance_scale=2.0))
     assert tokens.shape == (2, m.config.video_len) and 0 <= int(tokens.min()) and int(tokens.max()) < 301

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nbp_ext.models import NBPTransformer, VideoTokenizer
-from nbp_ext.models.generator_config import nbp_config_from_name
+from nbp_ext.models import Generator, VideoTokenizer
+from nbp_ext.models.generator_config import generator_config_from_name
 from nbp_ext.models.head_loss import CHUNK_ELEMENTS, MIN_CHUNK_ROWS
 from nbp_ext.plan import PlanSpec, flow_for, make_plan
 from nbp_ext.plan.cli import main
@@ -39,8 +39,8 @@ BATCH = 2
 def measured_generator(size: str, flow, checkpointing: bool, **overrides) -> tuple[int, int]:
     """(measured peak, estimated peak) of a generator step on the CPU (autocast for bf16)."""
     torch.manual_seed(0)
-    cfg = nbp_config_from_name(size, vocab_size=VOCAB, grid=GRID, block=(1, 1, GRID[2]), num_classes=101, **overrides)
-    model = NBPTransformer(cfg)
+    cfg = generator_config_from_name(size, vocab_size=VOCAB, grid=GRID, block=(1, 1, GRID[2]), num_classes=101, **overrides)
+    model = Generator(cfg)
     if flow.param == 2:  # FSDP's bf16 parameters
         model = model.to(torch.bfloat16)
     model.set_activation_checkpointing(checkpointing)
@@ -103,7 +103,7 @@ def test_generator_formula_matches_meta_run_under_cuda_autocast(size, strategy, 
     run with CUDA autocast's casts (at the CPU's loss chunk, which the meta device gets)."""
     flow = flow_for(strategy, "bf16")
     with torch.device("meta"):
-        model = NBPTransformer(nbp_config_from_name(size, vocab_size=64000, block=(1, 1, 16), num_classes=101))
+        model = Generator(generator_config_from_name(size, vocab_size=64000, block=(1, 1, 16), num_classes=101))
     if flow.param == 2:
         model = model.to(torch.bfloat16)
     model.set_activation_checkpointing(checkpointing)
@@ -118,7 +118,7 @@ def test_generator_formula_matches_meta_run_under_cuda_autocast(size, strategy, 
 def test_param_counts_equal_the_real_model():
     spec = PlanSpec(model="tiny", grid=GRID, vocab=VOCAB)
     plan = make_plan(spec)
-    real = NBPTransformer(nbp_config_from_name("tiny", vocab_size=VOCAB, grid=GRID, block=(1, 1, GRID[2]),
+    real = Generator(generator_config_from_name("tiny", vocab_size=VOCAB, grid=GRID, block=(1, 1, GRID[2]),
                                                num_classes=101))
     assert plan.counts.params == sum(p.numel() for p in real.parameters())
     assert plan.counts.units == len(real.blocks)

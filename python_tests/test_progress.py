@@ -8,7 +8,7 @@ from nbp_ext.train.progress import StepProgress
 
 
 def test_generator_bar_shows_tokens_per_second(capsys):
-    bar = StepProgress(10, desc="nbp", tokens_per_clip=432)
+    bar = StepProgress(10, desc="generator", tokens_per_clip=432)
     rate = bar.step(16, loss=0.5)
     shown = bar.bar.postfix
     bar.close()

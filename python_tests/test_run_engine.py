@@ -1,4 +1,4 @@
-"""./run_engine (ONNX Runtime backend) on tiny NBPTransformer runs exported here: the same tokens as
+"""./run_engine (ONNX Runtime backend) on tiny Generator runs exported here: the same tokens as
 nbp_ext.generate for the same seeds (class-conditional with and without guidance, unconditional,
 frame prediction from a Y4M context), Y4M and PNG output, and a message plus a stated exit code for
 every kind of bad input."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import av
@@ -38,9 +39,11 @@ def cls(tmp_path_factory, built):
 
 
 def python_grids(model, cond=None, *, num_videos=None, seed=0, **sampling) -> np.ndarray:
-    """nbp_ext.generate's tokens as grids (B, T', H', W') (the context first for frame prediction)."""
+    """nbp_ext.generate's tokens as grids (B, T', H', W') (the context first for frame prediction), with
+    the exported runs' sampling (the paper's), no guidance unless given."""
     cfg = model.config
-    seq = generate_tokens(model, cond, num_videos=num_videos, seed=seed, sampling=SamplingConfig(**sampling))
+    sampling = SamplingConfig(**{**asdict(SamplingConfig.paper()), "guidance_scale": 1.0, **sampling})
+    seq = generate_tokens(model, cond, num_videos=num_videos, seed=seed, sampling=sampling)
     if cfg.condition == "frames":
         seq = torch.cat([cond, seq], dim=1)
     return cfg.layout.to_grid(seq).numpy()
@@ -60,7 +63,7 @@ def test_same_tokens_as_generate_with_guidance(cls, tmp_path):
     r = run_engine("--engines", out, "--class", 3, "--seed", 100, "--num-videos", 3, "--output", tmp_path / "v.y4m",
                    "--tokens-out", tmp_path / "tokens.bin")
     assert r.returncode == 0, r.stderr
-    want = python_grids(model, torch.tensor([3, 3, 3]), seed=100, cfg_scale=2.0)
+    want = python_grids(model, torch.tensor([3, 3, 3]), seed=100, guidance_scale=2.0)
     assert equal_share(read_tokens(tmp_path / "tokens.bin"), want) == 1.0
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("video ")]
     assert len(lines) == 3 and all("ms/block" in ln and "frames/s" in ln for ln in lines)
@@ -70,7 +73,7 @@ def test_same_tokens_as_generate_with_guidance(cls, tmp_path):
 def test_same_tokens_as_generate_without_guidance(cls, tmp_path, temperature, top_k, top_p):
     out, model, _, _ = cls
     r = run_engine("--engines", out, "--class", 1, "--seed", 5, "--num-videos", 2, "--temperature", temperature,
-                   "--top-k", top_k, "--top-p", top_p, "--guidance", 1, "--output", tmp_path / "v.y4m",
+                   "--top-k", top_k, "--top-p", top_p, "--guidance-scale", 1, "--output", tmp_path / "v.y4m",
                    "--tokens-out", tmp_path / "t.bin", "--quiet")
     assert r.returncode == 0, r.stderr
     want = python_grids(model, torch.tensor([1, 1]), seed=5, temperature=temperature, top_k=top_k or 16000, top_p=top_p)
@@ -127,13 +130,13 @@ def test_y4m_decodes_with_pyav_and_matches_the_decoder(cls, tmp_path):
 
 
 def test_patch_tokenizer_run(tmp_path_factory, built, tmp_path):
-    """A run whose tokenizer is the patch codec (space /4): same tokens as nbp_ext.generate, and a
+    """A run whose tokenizer is the patch tokenizer (space /4): same tokens as nbp_ext.generate, and a
     Y4M of 9 frames of 32x32."""
     out, model, _, _ = exported(tmp_path_factory.getbasetemp(), "class", "llama", max_batch=1, tokenizer="patch")
     r = run_engine("--engines", out, "--class", 2, "--seed", 4, "--output", tmp_path / "p.y4m",
                    "--tokens-out", tmp_path / "t.bin")
     assert r.returncode == 0, r.stderr
-    want = python_grids(model, torch.tensor([2]), seed=4, cfg_scale=2.0)
+    want = python_grids(model, torch.tensor([2]), seed=4, guidance_scale=2.0)
     assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
     with av.open(str(tmp_path / "p.y4m")) as c:
         frames = list(c.decode(video=0))
@@ -147,9 +150,9 @@ def test_hybrid_start(tmp_path_factory, built, tmp_path):
     r = run_engine("--engines", out, "--class", 4, "--seed", 21, "--num-videos", 3, "--output", tmp_path / "h.y4m",
                    "--tokens-out", tmp_path / "t.bin")
     assert r.returncode == 0, r.stderr
-    want = python_grids(model, torch.tensor([4, 4, 4]), seed=21, cfg_scale=2.0)
+    want = python_grids(model, torch.tensor([4, 4, 4]), seed=21, guidance_scale=2.0)
     assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
-    r = run_engine("--engines", out, "--class", 0, "--seed", 3, "--guidance", 1, "--temperature", 0.7, "--top-k", 5,
+    r = run_engine("--engines", out, "--class", 0, "--seed", 3, "--guidance-scale", 1, "--temperature", 0.7, "--top-k", 5,
                    "--output", tmp_path / "h2.y4m", "--tokens-out", tmp_path / "t2.bin", "--quiet")
     assert r.returncode == 0, r.stderr
     want = python_grids(model, torch.tensor([0]), seed=3, temperature=0.7, top_k=5)
@@ -273,7 +276,7 @@ def test_onnxruntime_cuda_backend(cls, tmp_path):
         return
     assert r.returncode == 0, r.stderr
     assert "onnxruntime-cuda backend" in r.stdout
-    want = python_grids(model, torch.tensor([3]), seed=7, cfg_scale=2.0)
+    want = python_grids(model, torch.tensor([3]), seed=7, guidance_scale=2.0)
     assert equal_share(read_tokens(tmp_path / "tokens.bin"), want) >= 0.99
 
 
@@ -291,9 +294,9 @@ def test_fp16_export_same_tokens_as_its_graphs(tmp_path_factory, built, tmp_path
     out, _, _, manifest = exported(tmp_path_factory.getbasetemp(), precision="fp16")
     assert manifest["graphs"]["step"]["inputs"][2]["dtype"] == "float16"
     r = run_engine("--engines", out, "--class", 2, "--seed", 11, "--num-videos", 2, "--temperature", 0.9, "--top-k", 20,
-                   "--top-p", 0.8, "--guidance", 2, "--output", tmp_path / "v.y4m", "--tokens-out", tmp_path / "t.bin")
+                   "--top-p", 0.8, "--guidance-scale", 2, "--output", tmp_path / "v.y4m", "--tokens-out", tmp_path / "t.bin")
     assert r.returncode == 0, r.stderr
-    want = ort_class_tokens(out, manifest, 2, 11, cfg_scale=2.0, temperature=0.9, top_k=20, top_p=0.8)
+    want = ort_class_tokens(out, manifest, 2, 11, guidance_scale=2.0, temperature=0.9, top_k=20, top_p=0.8)
     assert equal_share(read_tokens(tmp_path / "t.bin"), want) == 1.0
     with av.open(str(tmp_path / "v.y4m")) as c:
         assert len(list(c.decode(video=0))) == VIDEO[0]

@@ -92,8 +92,8 @@ def test_distribution_matches_filtered_softmax():
 def test_guidance_scale_zero_is_unconditional_and_one_is_conditional():
     c, u = logits_of(3, 16, 400, seed=1), logits_of(3, 16, 400, seed=2)
     kw = dict(temperature=1.0, top_k=100, top_p=0.9)
-    assert torch.equal(sample_block(c, 9, 2, cfg_scale=0.0, uncond_logits=u, **kw), sample_block(u, 9, 2, **kw))
-    assert torch.equal(sample_block(c, 9, 2, cfg_scale=1.0, uncond_logits=u, **kw), sample_block(c, 9, 2, **kw))
+    assert torch.equal(sample_block(c, 9, 2, guidance_scale=0.0, uncond_logits=u, **kw), sample_block(u, 9, 2, **kw))
+    assert torch.equal(sample_block(c, 9, 2, guidance_scale=1.0, uncond_logits=u, **kw), sample_block(c, 9, 2, **kw))
 
 
 def test_guidance_moves_towards_the_condition():
@@ -103,7 +103,7 @@ def test_guidance_moves_towards_the_condition():
     u = torch.zeros(1, 1, V)
     x, xu = c.expand(4000, 1, V).contiguous(), u.expand(4000, 1, V).contiguous()
     plain = (sample_block(x, 0, 0) == 3).float().mean()
-    guided = (sample_block(x, 0, 0, cfg_scale=4.0, uncond_logits=xu) == 3).float().mean()
+    guided = (sample_block(x, 0, 0, guidance_scale=4.0, uncond_logits=xu) == 3).float().mean()
     assert guided > plain + 0.3
 
 
@@ -188,10 +188,10 @@ def test_bad_logits_raise(change, match):
         (dict(seed=torch.zeros(2, dtype=torch.int32)), ValueError, "seed"),
         (dict(offset=1.0), TypeError, "offset"),
         (dict(offset=-2), ValueError, "offset"),
-        (dict(cfg_scale=2.0), ValueError, "uncond_logits"),
-        (dict(uncond_logits=torch.zeros(2, 4, 30)), ValueError, "cfg_scale"),
-        (dict(cfg_scale=2.0, uncond_logits=torch.zeros(2, 4, 31)), ValueError, "uncond_logits"),
-        (dict(cfg_scale=2.0, uncond_logits=torch.zeros(2, 4, 30, dtype=torch.float16)), TypeError, "uncond_logits"),
+        (dict(guidance_scale=2.0), ValueError, "uncond_logits"),
+        (dict(uncond_logits=torch.zeros(2, 4, 30)), ValueError, "guidance_scale"),
+        (dict(guidance_scale=2.0, uncond_logits=torch.zeros(2, 4, 31)), ValueError, "uncond_logits"),
+        (dict(guidance_scale=2.0, uncond_logits=torch.zeros(2, 4, 30, dtype=torch.float16)), TypeError, "uncond_logits"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(kwargs, exc, match):

@@ -1,4 +1,4 @@
-"""The patch codec: exact patch layout, causality, the PCA start, save/load, errors."""
+"""The patch tokenizer: exact patch layout, causality, the PCA start, save/load, errors."""
 
 import json
 
@@ -164,14 +164,14 @@ def test_bad_configs_and_inputs_are_rejected():
 
 def test_frame_prediction_context_uses_the_tokenizers_spatial_factor(tmp_path, write_test_video):
     """nbp_ext.sample --context reads the clip at the size the tokenizer maps to the generator's grid
-    (space /4 for the patch codec) and encodes its first frames into the context tokens."""
+    (space /4 for the patch tokenizer) and encodes its first frames into the context tokens."""
     from nbp_ext.data.video_reader import ClipSpec, read_clip
-    from nbp_ext.models import NBPTransformer
+    from nbp_ext.models import Generator
     from nbp_ext.sample import _context_codes
 
     torch.manual_seed(0)
     tokenizer = VideoTokenizer.from_name("patch", fsq_levels=(8, 5, 5, 5), patch_width=8).eval()
-    model = NBPTransformer.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=(3, 4, 4), block=(1, 1, 4),
+    model = Generator.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=(3, 4, 4), block=(1, 1, 4),
                                      condition="frames", context_frames=1, n_layer=1, d_model=32).eval()
     clip = write_test_video(tmp_path / "c.mp4", 6, 40, 40, 8, "libx264")
     context = _context_codes(model, tokenizer, str(clip), "cpu")

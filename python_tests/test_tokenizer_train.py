@@ -17,7 +17,7 @@ from nbp_ext.train.checkpoint import complete_checkpoints
 from nbp_ext.train.tensorboard import read_records
 from nbp_ext.tokenize import build_parser as tokenize_parser, main as tokenize_main
 
-# the causal CNN on the default textured set (the stage's own default is the pipeline's patch codec)
+# the causal CNN on the default textured set (the stage's own default is the pipeline's patch tokenizer)
 SMALL = ["--model", "tiny", "--fsq-levels", "8,8,8,5,5,5", "--loss", "l1", "--background", "textured", "--no-palette",
          "--object-scale", "1", "--frames", "9", "--size", "32", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2",
          "--eval-clips", "2", "--no-progress", "--lr", "1e-3", "--warmup", "1"]
@@ -144,16 +144,16 @@ def test_extraction_from_files_skips_bad_ones(trained_run, tmp_path, write_test_
 
 
 def test_patch_codec_trains_from_its_pca_start_and_resumes(tmp_path, capsys):
-    """The stage starts the patch codec from PCA (held-out PSNR well above a random start from the
+    """The stage starts the patch tokenizer from PCA (held-out PSNR well above a random start from the
     first evaluation on), and a resumed run keeps its weights instead of refitting."""
     common = ["--model", "patch", "--fsq-levels", "8,5,5,5", "--size", "16", "--train-clips", "16", "--init-clips", "8",
               "--eval-every", "1", "--sample-every", "100", "--ckpt-every", "1", "--background", "plain"]
     run = _train(tmp_path / "p", *common, "--steps", "2", "--stop-at", "1")
-    assert "patch codec started from the PCA of 8 clips" in capsys.readouterr().out
+    assert "patch tokenizer started from the PCA of 8 clips" in capsys.readouterr().out
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert first["step"] == 1 and first["val/psnr"] > 17
     train_main(["tokenizer", "--resume", str(run), *SMALL, *common, "--steps", "2"])
-    assert "patch codec started" not in capsys.readouterr().out
+    assert "patch tokenizer started" not in capsys.readouterr().out
     model = VideoTokenizer.from_pretrained(run / "tokenizer")
     assert model.config.arch == "patch" and model.config.latent_shape(9, 16, 16) == (3, 4, 4)
     out = _tokenize("--tokenizer", str(run / "tokenizer"), "--out", str(tmp_path / "tok"), "--splits", "val")
@@ -183,18 +183,18 @@ def test_time_limit_plans_the_tokenizer_steps(tmp_path, capsys):
 
 def test_default_pipeline_is_tokenizer_then_tokenize_then_generator():
     from nbp_ext.train.__main__ import PIPELINE, PIPELINE_ARGS, build_parser
-    assert PIPELINE == ("tokenizer", "tokenize", "nbp")
+    assert PIPELINE == ("tokenizer", "tokenize", "generator")
     args = build_parser().parse_args(["tokenize", *PIPELINE_ARGS["tokenize"]({"tokenizer": Path("runs/x")})])
     assert args.tokenizer == str(Path("runs/x/tokenizer")) and args.out == str(Path("runs/x/tokens"))
     results = {"tokenizer": Path("runs/x"), "tokenize": Path("runs/x/tokens")}
-    args = build_parser().parse_args(["nbp", *PIPELINE_ARGS["nbp"](results)])
+    args = build_parser().parse_args(["generator", *PIPELINE_ARGS["generator"](results)])
     assert args.tokens == str(Path("runs/x/tokens")) and args.tokenizer == str(Path("runs/x/tokenizer"))
     args = build_parser().parse_args(["tokenizer"])  # the stage alone trains what the pipeline trains
     assert args.fsq_levels == (8, 5, 5, 5)  # a CPU-sized codebook for the no-argument run
     assert args.model == "patch" and args.size % 4 == 0 and (args.frames - 1) % 4 == 0
     assert args.background == "plain" and args.palette and args.precision == "fp32"
     assert args.object_scale == 1.5 and args.loss == "l2"  # shapes a /4 codec keeps in minutes
-    args = build_parser().parse_args(["nbp"])
+    args = build_parser().parse_args(["generator"])
     assert args.start == "hybrid" and args.sample_top_p == 1.0
     help_text = build_parser()._subparsers._group_actions[0].choices["tokenizer"].format_help()
     assert "perceptual loss (off unless --vgg-weights is given; nothing is downloaded)" in help_text
@@ -209,8 +209,8 @@ def test_pipeline_presets_override_the_defaults_and_need_no_stage(capsys):
                 for name in PIPELINE}
 
     long = parse("long")
-    assert long["tokenizer"].steps == 6000 and long["tokenize"].train_clips == 24000 and long["nbp"].steps == 12000
-    assert long["tokenizer"].time_limit is None and long["nbp"].time_limit is None
+    assert long["tokenizer"].steps == 6000 and long["tokenize"].train_clips == 24000 and long["generator"].steps == 12000
+    assert long["tokenizer"].time_limit is None and long["generator"].time_limit is None
     # quick: the stages' --steps are ceilings under the whole run's time limit; the tokenizer gets its
     # share, the generator what is left when it starts
     q = PIPELINE_PRESETS["quick"]
@@ -218,25 +218,25 @@ def test_pipeline_presets_override_the_defaults_and_need_no_stage(capsys):
     quick = parse("quick", q.minutes)
     assert quick["tokenizer"].time_limit == pytest.approx(q.minutes * q.tokenizer_share, abs=1e-3)
     assert quick["tokenize"].train_clips is None
-    assert build_parser().parse_args(["nbp", *pipeline_stage_args("nbp", "quick", results, 9.25)]).time_limit == 9.25
-    assert build_parser().parse_args(["nbp", *pipeline_stage_args("nbp", "quick", results, -1)]).time_limit == 0.5
-    assert quick["nbp"].steps > 1000 and quick["tokenizer"].steps >= 600
+    assert build_parser().parse_args(["generator", *pipeline_stage_args("generator", "quick", results, 9.25)]).time_limit == 9.25
+    assert build_parser().parse_args(["generator", *pipeline_stage_args("generator", "quick", results, -1)]).time_limit == 0.5
+    assert quick["generator"].steps > 1000 and quick["tokenizer"].steps >= 600
     # everything else, including what the earlier stages hand on, stays as in the default run
     assert long["tokenizer"].fsq_levels == quick["tokenizer"].fsq_levels and long["tokenizer"].palette
-    assert long["nbp"].tokens == str(Path("runs/x/tokens")) and long["nbp"].start == "hybrid"
+    assert long["generator"].tokens == str(Path("runs/x/tokens")) and long["generator"].start == "hybrid"
     with pytest.raises(ValueError, match="preset must be one of"):
-        pipeline_stage_args("nbp", "huge", results)
+        pipeline_stage_args("generator", "huge", results)
     with pytest.raises(SystemExit, match="cannot be combined with the stage|run the whole pipeline"):
-        main(["--preset", "long", "nbp"])
-    with pytest.raises(SystemExit, match="run the whole pipeline; for the stage 'nbp' alone"):
-        main(["--time-limit", "5", "nbp"])
+        main(["--preset", "long", "generator"])
+    with pytest.raises(SystemExit, match="run the whole pipeline; for the stage 'generator' alone"):
+        main(["--time-limit", "5", "generator"])
     with pytest.raises(SystemExit, match="--time-limit must be 0 .none. or at least 1 minutes, got 0.2"):
         main(["--time-limit", "0.2"])
     with pytest.raises(SystemExit):
         main(["--preset", "huge"])
     assert "invalid choice: 'huge'" in capsys.readouterr().err
     # a stage's own --time-limit is the stage's, not the pipeline's
-    assert build_parser().parse_args(["nbp", "--time-limit", "3"]).time_limit == 3.0
+    assert build_parser().parse_args(["generator", "--time-limit", "3"]).time_limit == 3.0
 
 
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nbp_ext.models import NBPTransformer, VideoTokenizer
+from conftest import make_token_run
+from nbp_ext.models import Generator, VideoTokenizer
 from nbp_ext.train.checkpoint import COMPLETE, complete_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,23 +37,17 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory) -> Path:
     """Tokens of 64 synthetic 17x32x32 clips (grid 5x4x4) from an untrained tiny tokenizer."""
-    run = tmp_path_factory.mktemp("tokens")
-    torch.manual_seed(0)
-    VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(run / "tokenizer")
-    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(run / "tokenizer"), "--out",
-                    str(run / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", "17",
-                    "--train-clips", "64", "--val-clips", "8", "--no-progress"], check=True, cwd=REPO, capture_output=True)
-    return run / "tokens"
+    return make_token_run(tmp_path_factory.mktemp("tokens"), frames=17, train_clips=64, val_clips=8) / "tokens"
 
 
 def launch(args: list[str], procs: int = 1, **kw) -> subprocess.Popen:
-    """``python -m nbp_ext.train nbp ARGS`` in one process or under torchrun with ``procs`` processes,
+    """``python -m nbp_ext.train generator ARGS`` in one process or under torchrun with ``procs`` processes,
     in a session of its own (so that a SIGKILL reaches all of them)."""
     if procs == 1:
-        cmd = [sys.executable, "-m", "nbp_ext.train", "nbp", *args]
+        cmd = [sys.executable, "-m", "nbp_ext.train", "generator", *args]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--master-port",
-               str(free_port()), "-m", "nbp_ext.train", "nbp", *args]
+               str(free_port()), "-m", "nbp_ext.train", "generator", *args]
     return subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, **kw)
 
@@ -74,10 +69,10 @@ def held_out(run_dir: Path) -> float:
 
 
 def weights(run_dir: Path) -> dict:
-    return NBPTransformer.from_pretrained(run_dir / "generator").state_dict()
+    return Generator.from_pretrained(run_dir / "generator").state_dict()
 
 
-def nbp(tokens: Path, run_dir: Path, *extra: str) -> list[str]:
+def generator_args(tokens: Path, run_dir: Path, *extra: str) -> list[str]:
     return ["--tokens", str(tokens), "--run-dir", str(run_dir), *COMMON, *extra]
 
 
@@ -85,14 +80,14 @@ def nbp(tokens: Path, run_dir: Path, *extra: str) -> list[str]:
 def one_process(tokens, tmp_path_factory) -> Path:
     """The reference: one process, 8 clips a step, 8 steps."""
     run_dir = tmp_path_factory.mktemp("one") / "run"
-    run(nbp(tokens, run_dir, "--batch-size", "8", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8"))
+    run(generator_args(tokens, run_dir, "--batch-size", "8", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8"))
     return run_dir
 
 
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_two_processes_follow_the_one_process_curve(tokens, one_process, tmp_path, parallel):
     two = tmp_path / parallel
-    out = run(nbp(tokens, two, "--batch-size", "4", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
+    out = run(generator_args(tokens, two, "--batch-size", "4", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
                   "--parallel", parallel), procs=2)
     assert f"2 process(es), {parallel}" in out
     torch.testing.assert_close(losses(two), losses(one_process), rtol=1e-4, atol=1e-5)
@@ -111,7 +106,7 @@ def test_resume_on_another_world_size_continues_the_curve(tokens, one_process, t
     run_dir = tmp_path / "run"
     procs, parallel = int(first[0]), first[1]
     batch = str(8 // procs)
-    args = nbp(tokens, run_dir, "--batch-size", batch, "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
+    args = generator_args(tokens, run_dir, "--batch-size", batch, "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
                "--stop-at", "4", *(["--parallel", parallel] if parallel else []))
     run(args, procs=procs)
     procs, parallel = int(then[0]), then[1]
@@ -124,11 +119,11 @@ def test_resume_on_another_world_size_continues_the_curve(tokens, one_process, t
 def test_two_nodes_rendezvous_on_localhost(tokens, one_process, tmp_path):
     """``torchrun --nnodes 2 --rdzv-backend c10d``: two "machines" of one process each."""
     run_dir, port = tmp_path / "run", free_port()
-    args = nbp(tokens, run_dir, "--batch-size", "4", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
+    args = generator_args(tokens, run_dir, "--batch-size", "4", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
                "--parallel", "fsdp")
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nbp-test",
-                               "-m", "nbp_ext.train", "nbp", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                               "-m", "nbp_ext.train", "generator", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [node.communicate(timeout=600)[0] for node in nodes]
     assert all(node.returncode == 0 for node in nodes), "\n".join(o[-2000:] for o in outs)
@@ -137,7 +132,7 @@ def test_two_nodes_rendezvous_on_localhost(tokens, one_process, tmp_path):
 
 def test_activation_checkpointing_and_async_checkpoints_keep_the_curve(tokens, one_process, tmp_path):
     run_dir = tmp_path / "run"
-    out = run(nbp(tokens, run_dir, "--batch-size", "4", "--grad-accum", "2", "--steps", "8", "--ckpt-every", "2",
+    out = run(generator_args(tokens, run_dir, "--batch-size", "4", "--grad-accum", "2", "--steps", "8", "--ckpt-every", "2",
                   "--eval-every", "8", "--activation-checkpointing", "--async-checkpoint", "--keep-checkpoints", "3"))
     assert "activation checkpointing" in out
     torch.testing.assert_close(losses(run_dir), losses(one_process), rtol=1e-4, atol=1e-5)
@@ -198,13 +193,13 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tokens, tmp_path):
     args = ["--batch-size", "4", "--steps", str(steps), "--ckpt-every", str(every), "--eval-every", str(steps),
             "--parallel", "fsdp"]
     straight = tmp_path / "straight"
-    run(nbp(tokens, straight, *args), procs=2)
+    run(generator_args(tokens, straight, *args), procs=2)
 
     run_dir, rng = tmp_path / "killed", random.Random(0)
     kills_in_save = 0
     for attempt in range(6):
         first = attempt == 0
-        proc = launch(nbp(tokens, run_dir, *args) if first else ["--resume", str(run_dir), "--no-progress"], procs=2)
+        proc = launch(generator_args(tokens, run_dir, *args) if first else ["--resume", str(run_dir), "--no-progress"], procs=2)
         logged = len(_logged_steps(run_dir))
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline and (
@@ -238,7 +233,7 @@ def test_nothing_loaded_on_resume_is_unpickled(tokens, tmp_path):
     """Every file a resume reads replaced by a pickle that would create a file: the resume fails with a
     one-line error and nothing runs."""
     run_dir = tmp_path / "run"
-    run(nbp(tokens, run_dir, "--batch-size", "8", "--steps", "2", "--ckpt-every", "2", "--eval-every", "2"))
+    run(generator_args(tokens, run_dir, "--batch-size", "8", "--steps", "2", "--ckpt-every", "2", "--eval-every", "2"))
     marker = tmp_path / "pwned"
 
     class Payload:
@@ -275,7 +270,7 @@ def _error(args: list[str], procs: int = 1) -> str:
 
 def test_bad_resumes_stop_with_one_line_and_touch_nothing(tokens, tmp_path):
     run_dir = tmp_path / "run"
-    run(nbp(tokens, run_dir, "--batch-size", "6", "--steps", "4", "--ckpt-every", "2", "--eval-every", "4"))
+    run(generator_args(tokens, run_dir, "--batch-size", "6", "--steps", "4", "--ckpt-every", "2", "--eval-every", "4"))
     saved = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and "checkpoints" in p.parts}
 
     assert "--model small would change the model" in _error(["--resume", str(run_dir), "--model", "small"])
@@ -297,21 +292,21 @@ def test_bad_resumes_stop_with_one_line_and_touch_nothing(tokens, tmp_path):
     assert "single-file format of earlier versions" in _error(["--resume", str(old)])
 
     (tmp_path / "a-file").write_text("")
-    assert "cannot be made" in _error(nbp(tokens, tmp_path / "a-file" / "run", "--steps", "1"))
+    assert "cannot be made" in _error(generator_args(tokens, tmp_path / "a-file" / "run", "--steps", "1"))
 
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
         if not os.access(locked, os.W_OK):  # (root writes anywhere: then only the case above is checked)
-            assert "is not writable" in _error(nbp(tokens, locked, "--steps", "1"))
+            assert "is not writable" in _error(generator_args(tokens, locked, "--steps", "1"))
     finally:
         locked.chmod(0o700)
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tokens, tmp_path):
     run_dir = tmp_path / "run"
-    proc = launch(nbp(tokens, run_dir, "--batch-size", "4", "--steps", "100000", "--ckpt-every", "100000",
+    proc = launch(generator_args(tokens, run_dir, "--batch-size", "4", "--steps", "100000", "--ckpt-every", "100000",
                       "--eval-every", "100000"))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (run_dir / "metrics.jsonl").is_file():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: builds the CUDA path, runs the tests that exercise it and the GPU
 # benchmarks, smoke-runs the pipeline on the GPU, and writes a dated result file
-# bench/gpu_results-<date>.md whose tables go into bench/RESULTS.md.
+# bench/gpu_results-<date>.md whose tables go into docs/results/gpu.md.
 #
 #   bash scripts/gpu_check.sh                 # fresh .venv-gpu with a CUDA build of torch (pip)
 #   PYTHON=python3 bash scripts/gpu_check.sh  # offline: the torch already installed for PYTHON,

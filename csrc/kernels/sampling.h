@@ -35,7 +35,7 @@ struct SamplingParams {
   double temperature = 1.0;  // >= 0; 0 means greedy
   int64_t top_k = 0;         // <= 0: off
   double top_p = 1.0;        // in (0, 1]; 1: off
-  double cfg_scale = 1.0;    // used only with uncond_logits
+  double guidance_scale = 1.0;    // used only with uncond_logits
 };
 
 Status validate_sampling(const SamplingParams& p);

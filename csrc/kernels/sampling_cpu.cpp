@@ -260,7 +260,7 @@ Status sample_row(const SamplingParams& p, int64_t b, int64_t l, Scratch& s) {
   // 1. guidance
   int bad = 0;
   if (p.uncond_logits != nullptr) {
-    const double g = p.cfg_scale;
+    const double g = p.guidance_scale;
     for (int64_t v = 0; v < V; ++v) {
       const double c = load_logit<T>(p.logits, off_c + v), u = load_logit<T>(p.uncond_logits, off_u + v);
       bad |= (c != c) | (u != u) | (c == kInf) | (u == kInf);

@@ -456,7 +456,7 @@ sample_block_kernel(SamplingParams p, int32_t* error_flag) {
                    ? nullptr
                    : static_cast<const T*>(p.uncond_logits) + b * p.uncond_stride_b +
                          l * p.uncond_stride_l;
-  row.scale = p.cfg_scale;
+  row.scale = p.guidance_scale;
   row.inv_t = p.temperature > 0.0 ? __ddiv_rn(1.0, p.temperature) : 0.0;
   const bool greedy = p.temperature == 0.0;
 

@@ -16,7 +16,7 @@ struct SamplingConfig {
   double temperature = 1.0;  // 0: greedy
   int64_t top_k = 0;         // 0: off
   double top_p = 1.0;        // 1: off
-  double guidance = 1.0;     // classifier-free guidance scale; 1: off
+  double guidance_scale = 1.0;  // classifier-free guidance scale; 1: off
 };
 
 struct RunConfig {
@@ -32,7 +32,7 @@ struct RunConfig {
   int threads = 0;
   bool png = false;
   bool quiet = false;
-  bool has_temperature = false, has_top_k = false, has_top_p = false, has_guidance = false;
+  bool has_temperature = false, has_top_k = false, has_top_p = false, has_guidance_scale = false;
   SamplingConfig sampling;           // fields without has_* come from the manifest
 };
 

@@ -42,7 +42,7 @@ const char* kUsage =
     "  --temperature X     sampling temperature >= 0, 0 = greedy (default: the manifest's)\n"
     "  --top-k N           keep the N most likely tokens, 0 = off (default: the manifest's)\n"
     "  --top-p X           nucleus mass in (0, 1], 1 = off (default: the manifest's)\n"
-    "  --guidance X        classifier-free guidance scale (finite), 1 = off (default: the manifest's)\n"
+    "  --guidance-scale X  classifier-free guidance scale (finite), 1 = off (default: the manifest's)\n"
     "  --output PATH       Y4M file of the first video; later ones get _001, _002, ... (default: video.y4m)\n"
     "  --png               also write every frame as PATH-without-extension_FFF.png\n"
     "  --tokens-out FILE   also write the token grids, int64 little-endian (N, T', H', W')\n"
@@ -104,7 +104,7 @@ Status parse(int argc, char** argv, nbp::rt::RunConfig* cfg, bool* help) {
     else if (opt == "--top-k") { NBP_RT_TRY(parse_int("--top-k", val, 0, kMaxId, &n)); cfg->sampling.top_k = n; cfg->has_top_k = true; }
     else if (opt == "--temperature") { NBP_RT_TRY(parse_double("--temperature", val, &cfg->sampling.temperature)); cfg->has_temperature = true; }
     else if (opt == "--top-p") { NBP_RT_TRY(parse_double("--top-p", val, &cfg->sampling.top_p)); cfg->has_top_p = true; }
-    else if (opt == "--guidance") { NBP_RT_TRY(parse_double("--guidance", val, &cfg->sampling.guidance)); cfg->has_guidance = true; }
+    else if (opt == "--guidance-scale") { NBP_RT_TRY(parse_double("--guidance-scale", val, &cfg->sampling.guidance_scale)); cfg->has_guidance_scale = true; }
     else if (opt == "--backend") {
       const std::string b = val;
       if (b == "auto") cfg->backend = nbp::rt::BackendKind::kAuto;
@@ -120,7 +120,7 @@ Status parse(int argc, char** argv, nbp::rt::RunConfig* cfg, bool* help) {
 }
 
 // The sampler's OpenMP threads must sleep between blocks, not spin, or they hold the cores that
-// ONNX Runtime's threads need for the next step (measured: 18 -> 12 ms per block on 2 cores).
+// ONNX Runtime's threads need for the next step (docs/results/runtime.md has the measurement).
 // OpenMP reads its wait policy when its library loads, so when the user has not chosen one the
 // program runs itself again with OMP_WAIT_POLICY=PASSIVE; if that fails it goes on as it is.
 void prefer_passive_openmp(char** argv) {

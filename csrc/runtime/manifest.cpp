@@ -179,12 +179,12 @@ Status check_consistency(const Reader& r, const Manifest& m) {
   if (s.max_cache_len < s.first_block_position + (s.num_blocks - 1) * s.block_len) {
     return r.bad("model.max_cache_len", "at least first_block_position + (num_blocks - 1) * block_len");
   }
-  if (s.graph_batch != s.max_batch * (s.guidance ? 2 : 1)) return r.bad("model.graph_batch", "max_batch times the number of streams");
-  if (s.prefix_kind == PrefixKind::kClass && (s.null_class < 0 && s.guidance)) {
-    return r.bad("model.prefix.null_class", "a class id >= 0 when the graphs carry guidance");
+  if (s.graph_batch != s.max_batch * (s.unconditional_stream ? 2 : 1)) return r.bad("model.graph_batch", "max_batch times the number of streams");
+  if (s.prefix_kind == PrefixKind::kClass && (s.null_class < 0 && s.unconditional_stream)) {
+    return r.bad("model.prefix.null_class", "a class id >= 0 when the graphs carry the unconditional stream");
   }
-  if (s.prefix_kind != PrefixKind::kClass && s.guidance) {
-    return r.bad("model.guidance", "false: only a class prefix has the null class that guidance needs");
+  if (s.prefix_kind != PrefixKind::kClass && s.unconditional_stream) {
+    return r.bad("model.unconditional_stream", "false: only a class prefix has the null class that guidance needs");
   }
   if (s.prefix_kind != PrefixKind::kNone && s.prefix_len < 1) return r.bad("model.prefix.length", "an integer >= 1");
   return Status::Ok();
@@ -231,7 +231,7 @@ Status load_manifest(const std::string& dir, Manifest* out) {
   NBP_RT_TRY(r.integer(*model, "first_block_position", "model.", 1, &s.first_block_position));
   NBP_RT_TRY(r.integer(*model, "graph_batch", "model.", 1, &s.graph_batch));
   NBP_RT_TRY(r.integer(*model, "max_batch", "model.", 1, &s.max_batch));
-  NBP_RT_TRY(r.boolean(*model, "guidance", "model.", &s.guidance));
+  NBP_RT_TRY(r.boolean(*model, "unconditional_stream", "model.", &s.unconditional_stream));
   std::string start;
   NBP_RT_TRY(r.string(*model, "start", "model.", &start));
   if (start != "learned" && start != "hybrid") return r.bad("model.start", "\"learned\" or \"hybrid\"");

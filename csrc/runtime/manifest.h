@@ -57,7 +57,7 @@ struct ModelSpec {
 
   int64_t graph_batch = 0;    // rows of every graph (max_batch * streams)
   int64_t max_batch = 0;      // videos per run of the graphs
-  bool guidance = false;      // graphs carry a second (unconditional) stream of max_batch rows
+  bool unconditional_stream = false;  // graphs carry a second (unconditional) stream of max_batch rows
 };
 
 struct VideoSpec {

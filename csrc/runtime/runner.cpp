@@ -48,8 +48,8 @@ Status check_options(const RunConfig& cfg, const Manifest& m, const SamplingConf
     return Err(ExitCode::kUsage, "--context: this export predicts frames from ", s.context_frames,
                " latent context frames; give a Y4M or raw .rgb video");
   }
-  if (sc.guidance != 1.0 && !s.guidance) {
-    return Err(ExitCode::kUsage, "--guidance: this export has no unconditional stream (exported without guidance); use 1");
+  if (sc.guidance_scale != 1.0 && !s.unconditional_stream) {
+    return Err(ExitCode::kUsage, "--guidance-scale: this export has no unconditional stream (exported with --no-unconditional-stream); use 1");
   }
   if (!(sc.temperature >= 0.0)) return Err(ExitCode::kUsage, "--temperature: expected a number >= 0, got ", sc.temperature);
   if (sc.top_k < 0) return Err(ExitCode::kUsage, "--top-k: expected an integer >= 0, got ", sc.top_k);
@@ -133,7 +133,7 @@ Status run(const RunConfig& cfg) {
   if (!cfg.has_temperature) sc.temperature = m.sampling.temperature;
   if (!cfg.has_top_k) sc.top_k = m.sampling.top_k;
   if (!cfg.has_top_p) sc.top_p = m.sampling.top_p;
-  if (!cfg.has_guidance) sc.guidance = s.guidance ? m.sampling.guidance_scale : 1.0;
+  if (!cfg.has_guidance_scale) sc.guidance_scale = s.unconditional_stream ? m.sampling.guidance_scale : 1.0;
   NBP_RT_TRY(check_options(cfg, m, sc));
   NBP_RT_TRY(check_disk_space(cfg, m));
 
@@ -169,10 +169,10 @@ Status run(const RunConfig& cfg) {
     if (!tokens_file) return Err(ExitCode::kOutput, cfg.tokens_out, ": cannot open for writing (--tokens-out)");
   }
   if (!cfg.quiet) {
-    std::printf("run_engine: %s backend, %lld video(s) of %lldx%lldx%lld, %lld blocks of %lld tokens, guidance %.3g\n",
+    std::printf("run_engine: %s backend, %lld video(s) of %lldx%lldx%lld, %lld blocks of %lld tokens, guidance scale %.3g\n",
                 backend->name(), static_cast<long long>(cfg.num_videos), static_cast<long long>(m.video.frames),
                 static_cast<long long>(m.video.height), static_cast<long long>(m.video.width),
-                static_cast<long long>(s.num_blocks), static_cast<long long>(s.block_len), sc.guidance);
+                static_cast<long long>(s.num_blocks), static_cast<long long>(s.block_len), sc.guidance_scale);
   }
 
   std::vector<int64_t> seq(static_cast<size_t>(batch * seq_len)), full(static_cast<size_t>(layout.size()));

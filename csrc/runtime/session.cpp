@@ -164,7 +164,7 @@ Status Session::sample(int64_t count, uint64_t offset, const SamplingConfig& cfg
     p.uncond_logits = logits.as<float>() + s.max_batch * len * s.vocab_size;
     p.uncond_stride_b = p.logits_stride_b;
     p.uncond_stride_l = p.logits_stride_l;
-    p.cfg_scale = cfg.guidance;
+    p.guidance_scale = cfg.guidance_scale;
   }
   p.dtype = DType::kFloat32;
   p.seeds = seeds_.as<int64_t>();
@@ -186,7 +186,7 @@ Status Session::sample(int64_t count, uint64_t offset, const SamplingConfig& cfg
 // per stream: the unconditional stream's rows sit max_batch rows below the conditional ones.
 Status Session::feed_streams(Buffer& in, const void* src, size_t src_pitch, size_t row, int64_t count) {
   const ModelSpec& s = m_.model;
-  for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
+  for (int64_t stream = 0; stream < (s.unconditional_stream ? 2 : 1); ++stream) {
     auto* dst = static_cast<uint8_t*>(in.data()) + row * static_cast<size_t>(stream * s.max_batch);
     NBP_RT_TRY(backend_->copy_2d(dst, row, src, src_pitch, row, count));
   }
@@ -245,13 +245,13 @@ Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefi
   if (count < 1 || count > s.max_batch) {
     return Err(ExitCode::kUsage, "--batch: between 1 and the export's max batch ", s.max_batch, ", got ", count);
   }
-  const bool guided = s.guidance && cfg.guidance != 1.0;
+  const bool guided = s.unconditional_stream && cfg.guidance_scale != 1.0;
   const auto start = std::chrono::steady_clock::now();
 
   // Prefix rows: the videos, then copies of the first one as padding; the unconditional stream likewise.
   const int64_t P = s.prefix_len;
   std::vector<int64_t> prefix(static_cast<size_t>(s.graph_batch * P));
-  for (int64_t stream = 0; stream < (s.guidance ? 2 : 1); ++stream) {
+  for (int64_t stream = 0; stream < (s.unconditional_stream ? 2 : 1); ++stream) {
     const int64_t* src = stream == 0 || !uncond_prefix ? cond_prefix : uncond_prefix;
     for (int64_t b = 0; b < s.max_batch; ++b) {
       const int64_t from = b < count ? b : 0;

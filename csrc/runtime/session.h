@@ -28,7 +28,7 @@ class Session {
   const Manifest& manifest() const { return m_; }
 
   // Generates `count` (1..max_batch) videos. cond_prefix and uncond_prefix are (count, P) host
-  // int64 (uncond_prefix is read only with guidance); seeds (count,); tokens_out (count,
+  // int64 (uncond_prefix is read only with the unconditional stream); seeds (count,); tokens_out (count,
   // num_blocks * L) host receives the video blocks in block-major order.
   Status generate(const int64_t* cond_prefix, const int64_t* uncond_prefix, const int64_t* seeds, int64_t count,
                   const SamplingConfig& cfg, int64_t* tokens_out, GenerateTiming* timing);

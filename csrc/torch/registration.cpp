@@ -11,5 +11,5 @@ STABLE_TORCH_LIBRARY(nbp, m) {
       "int prefix_len, int q_offset, float scale) -> (Tensor dq, Tensor dk, Tensor dv)");
   m.def(
       "sample_block(Tensor logits, Tensor seeds, int offset, float temperature, int top_k, float top_p, "
-      "float cfg_scale, Tensor? uncond_logits) -> Tensor");
+      "float guidance_scale, Tensor? uncond_logits) -> Tensor");
 }

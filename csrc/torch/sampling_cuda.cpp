@@ -12,11 +12,11 @@ namespace nbp {
 namespace {
 
 Tensor sample_block_cuda_op(const Tensor& logits, const Tensor& seeds, int64_t offset, double temperature,
-                            int64_t top_k, double top_p, double cfg_scale,
+                            int64_t top_k, double top_p, double guidance_scale,
                             const std::optional<Tensor>& uncond_logits) {
   SamplingTensors keep;
   SamplingParams p =
-      make_sampling_params(logits, seeds, offset, temperature, top_k, top_p, cfg_scale, uncond_logits, &keep);
+      make_sampling_params(logits, seeds, offset, temperature, top_k, top_p, guidance_scale, uncond_logits, &keep);
   const torch::stable::accelerator::DeviceGuard guard(logits.get_device_index());
   Tensor tokens = new_contiguous(logits, {logits.size(0), logits.size(1)}, ScalarType::Long);
   if (tokens.numel() == 0) return tokens;

@@ -15,7 +15,7 @@ struct SamplingTensors {
 
 inline SamplingParams make_sampling_params(const Tensor& logits_in, const Tensor& seeds_in,
                                            int64_t offset, double temperature, int64_t top_k, double top_p,
-                                           double cfg_scale, const std::optional<Tensor>& uncond_in,
+                                           double guidance_scale, const std::optional<Tensor>& uncond_in,
                                            SamplingTensors* keep) {
   check_rank(logits_in, 3, "logits", "(B, L, V)");
   const DType dt = to_kernel_dtype(logits_in, "logits");
@@ -31,7 +31,7 @@ inline SamplingParams make_sampling_params(const Tensor& logits_in, const Tensor
             "temperature must be a finite number >= 0 (0 means greedy), got ", temperature);
   NBP_CHECK(top_k >= 0, "top_k must be >= 0 (0 turns it off), got ", top_k);
   NBP_CHECK(top_p > 0.0 && top_p <= 1.0, "top_p must be in (0, 1], got ", top_p);
-  NBP_CHECK(std::isfinite(cfg_scale), "cfg_scale must be finite, got ", cfg_scale);
+  NBP_CHECK(std::isfinite(guidance_scale), "guidance_scale must be finite, got ", guidance_scale);
 
   keep->logits = rows_contiguous(logits_in);
   keep->seeds = torch::stable::contiguous(seeds_in);
@@ -60,7 +60,7 @@ inline SamplingParams make_sampling_params(const Tensor& logits_in, const Tensor
   p.temperature = temperature;
   p.top_k = top_k;
   p.top_p = top_p;
-  p.cfg_scale = cfg_scale;
+  p.guidance_scale = guidance_scale;
   return p;
 }
 

@@ -3,7 +3,7 @@
 from .bad_files import BadFileTracker, TooManyBadFilesError, collate_clips
 from .builder import DATASETS, DataConfig, add_data_arguments, build_dataset, build_loader, data_config_from_args
 from .folder import VideoFileDataset, list_files, ucf101_files
-from .sampler import ResumableSampler
+from .training_order import ResumableSampler
 from .synthetic import CLASS_NAMES, SyntheticConfig, SyntheticVideoDataset
 from .token_file import TokenDataset, TokenFileWriter
 from .video_reader import ClipSpec, VideoError, read_clip

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from .bad_files import collate_clips
 from .clip_cache import CachedClipDataset, build_clip_cache, cache_folder
 from .folder import VideoFileDataset, list_files, ucf101_files
-from .sampler import ResumableSampler
+from .training_order import ResumableSampler
 from .synthetic import BACKGROUNDS, SyntheticVideoDataset
 from .video_reader import ClipSpec
 
@@ -105,7 +105,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:
     g.add_argument("--val-list", default=d["val_list"], help="k600: CSV of path,label for evaluation")
     g.add_argument("--fold", type=int, default=d["fold"], help="ucf101 split fold (trainlist0N.txt)")
     g.add_argument("--frames", type=int, default=d["frames"], help="frames per clip (1 + 4k)")
-    g.add_argument("--size", type=int, default=d["size"], help="clip height and width (a multiple of the tokenizer's spatial factor: 8 for the CNN, 4 for the patch codec)")
+    g.add_argument("--size", type=int, default=d["size"], help="clip height and width (a multiple of the tokenizer's spatial factor: 8 for the CNN, 4 for the patch tokenizer)")
     g.add_argument("--fps", type=float, default=d["fps"], help="resample to this frame rate (default 8 for ucf101, 16 for k600)")
     g.add_argument("--clip-cache", default=d["clip_cache"], metavar="DIR",
                    help="ucf101/k600: decode every video once into DIR (memory-mapped, resumable) and train on it: "

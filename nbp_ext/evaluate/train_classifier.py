@@ -2,7 +2,7 @@
 
 The clips are read once into memory as uint8 (3000 clips of 9x48x48 take 62 MB), so training costs
 the network only: on 2 CPU cores the default 1500 steps of 32 clips (with the training loop of ``nbp_ext.train``) take about 2 minutes and reach
-about 96% held-out accuracy on the embedded set's easy variant (``bench/RESULTS.md``).
+about 96% held-out accuracy on the embedded set's easy variant (``docs/results/pipeline.md``, "The judge classifier").
 """
 
 from __future__ import annotations

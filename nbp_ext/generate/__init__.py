@@ -1,6 +1,7 @@
 """Generation with a static KV cache: ``prefill``, ``decode_block``, ``generate``."""
 
-from .kv_cache import KVCache, make_caches
-from .loop import SamplingConfig, decode_block, generate, generate_tokens, prefill
+from ..models.kv_cache import KVCache, make_caches
+from .loop import decode_block, generate, generate_tokens, prefill
+from .sampling_config import SamplingConfig
 
 __all__ = ["KVCache", "make_caches", "SamplingConfig", "prefill", "decode_block", "generate", "generate_tokens"]

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..ops import sample_block
-from .kv_cache import make_caches
+from ..models.kv_cache import make_caches
 from .packed import packed_linears
-
-
-@dataclass
-class SamplingConfig:
-    """The paper's defaults: temperature 1.0, top-k 16000, top-p 0.9; guidance off."""
-
-    temperature: float = 1.0
-    top_k: int = 16000
-    top_p: float = 0.9
-    cfg_scale: float | None = None
+from .sampling_config import SamplingConfig
 
 
 @torch.no_grad()
@@ -65,16 +54,14 @@ def generate_tokens(model, cond=None, *, num_videos: int | None = None, seed: in
     """Video tokens (B, video_len) in block-major order, one forward pass per block.
 
     Row b uses seed + b, so a video depends on its seed, not on the batch it was generated in.
-    With sampling.cfg_scale set (class-conditional models), the conditional and the null-class
-    streams run as one batch of 2B and every block is drawn from the guided logits.
+    With a guidance scale other than 1 on a class-conditional model, the conditional and the
+    null-class streams run as one batch of 2B and every block is drawn from the guided logits.
     """
     cfg = model.config
     s = sampling or SamplingConfig()
     cond, B = _check_cond(model, cond, num_videos)
     device = next(model.parameters()).device
-    guided = s.cfg_scale is not None
-    if guided and cfg.condition != "class":
-        raise ValueError("cfg_scale needs a class-conditional model (it guides with the null class)")
+    guided = s.guided(cfg.condition)
     if guided:
         cond = torch.cat([cond, torch.full_like(cond, cfg.num_classes)])  # (2B,): conditional, then null
     if cond is not None:
@@ -88,8 +75,8 @@ def generate_tokens(model, cond=None, *, num_videos: int | None = None, seed: in
 
     def draw(logits: torch.Tensor, step: int) -> torch.Tensor:
         c, u = (logits[:B], logits[B:]) if guided else (logits, None)
-        return sample_block(c.float(), seed, step, s.temperature, top_k, s.top_p, s.cfg_scale,
-                            None if u is None else u.float(), check=False)
+        return sample_block(c.float(), seed, step, s.temperature, top_k, s.top_p,
+                            s.guidance_scale if guided else None, u if u is None else u.float(), check=False)
 
     def feed(tokens: torch.Tensor, pos: int) -> torch.Tensor:
         return decode_block(model, torch.cat([tokens, tokens]) if guided else tokens, pos, caches)

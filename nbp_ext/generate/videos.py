@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from ..data import to_uint8_frames, viewing_scale, write_video
-from ..models import NBPTransformer, VideoTokenizer
-from .loop import SamplingConfig, generate
+from ..models import Generator, VideoTokenizer
+from .loop import generate
+from .sampling_config import SamplingConfig
 
 GRID_VIDEOS = 12  # videos in a sample grid: every class of the synthetic set
 
@@ -37,18 +38,16 @@ def write_videos(path: str | Path, videos: torch.Tensor, scale: int = 0) -> Path
 
 
 @torch.no_grad()
-def write_sample_grid(model: NBPTransformer, tokenizer: VideoTokenizer, path: Path, val_set=None,
-                      cfg_scale: float | None = 2.0, top_k: int = 16000, top_p: float = 0.9, seed: int = 0,
-                      max_videos: int = GRID_VIDEOS) -> Path:
+def write_sample_grid(model: Generator, tokenizer: VideoTokenizer, path: Path, val_set=None,
+                      sampling: SamplingConfig | None = None, seed: int = 0, max_videos: int = GRID_VIDEOS) -> Path:
     """One video per class in class order (the first ``max_videos`` classes; all 12 of the synthetic
     set) or per held-out context, side by side in one file."""
     mcfg = model.config
     was_training = model.training
     model.eval()
-    sampling = SamplingConfig(top_k=top_k, top_p=top_p)
+    sampling = sampling or SamplingConfig()
     if mcfg.condition == "class":
         cond = torch.arange(min(mcfg.num_classes, max_videos))
-        sampling.cfg_scale = cfg_scale
         codes = generate(model, cond, seed=seed, sampling=sampling)
     elif mcfg.condition == "frames" and val_set is not None and len(val_set):
         n = min(len(val_set), max_videos)

@@ -1,4 +1,4 @@
-"""NBPTransformer: the decoder-only next-block predictor.
+"""Generator: the decoder-only next-block predictor.
 
 Input sequence: [prefix (P)] [start block (L learned embeddings)] [video blocks 0 .. K-2]. With the
 block-causal rule (prefix = block 0, block size L) the output at position p of input block b
@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..ops import block_causal_attention
-from .generator_config import NBP_SIZES, NBPConfig, nbp_config_from_name
+from .generator_config import GENERATOR_SIZES, GeneratorConfig, generator_config_from_name
 from .head_loss import linear_cross_entropy
+from .kv_cache import ExplicitCache
 from .pretrained import PretrainedMixin
 from .rope import apply_rope, rope_tables
 
@@ -36,12 +37,12 @@ class RMSNorm(nn.Module):
         return self.weight * (x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
 
-def make_norm(cfg: NBPConfig) -> nn.Module:
+def make_norm(cfg: GeneratorConfig) -> nn.Module:
     return RMSNorm(cfg.d_model) if cfg.style == "llama" else nn.LayerNorm(cfg.d_model)
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: NBPConfig):
+    def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
         hd = cfg.head_dim
@@ -49,6 +50,9 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.style == "gpt2")
 
     def forward(self, x, rope, cache=None, pos: int = 0):
+        """x (B, n, d) at positions pos .. pos + n - 1; ``cache``: None (the whole sequence at once),
+        or a cache of ``nbp_ext.models.kv_cache`` whose ``attend`` stores this block's keys and
+        values and attends to everything so far."""
         cfg = self.cfg
         B, n, _ = x.shape
         H, Hkv, hd = cfg.n_head, cfg.n_kv_head, cfg.head_dim
@@ -58,23 +62,26 @@ class Attention(nn.Module):
         v = v.view(B, n, Hkv, hd).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:  # write this block into the static cache, attend to everything so far
-            k, v = cache.update(pos, k, v)
-            q = q.to(k.dtype)  # attention in the cache's dtype (float32 for a bf16 model on the CPU)
+        y = self.block_causal(q, k, v, pos) if cache is None else cache.attend(self, q, k, v, pos)  # (B, H, n, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, n, H * hd).to(x.dtype))
+
+    def block_causal(self, q, k, v, pos: int) -> torch.Tensor:
+        """Queries at pos .. pos + n - 1 against keys 0 .. pos + n - 1 under the block-causal rule."""
+        cfg = self.cfg
+        n = q.shape[2]
         P, L = cfg.prefix_len, cfg.block_len
         split = min(max(P + L - pos, 0), n) if cfg.start == "hybrid" else 0
         if split == 0:
-            y = block_causal_attention(q, k, v, L, P, q_offset=pos)  # (B, H, n, hd)
-        else:  # hybrid start: queries up to the end of the start region attend causally (block size 1)
-            head = block_causal_attention(q[:, :, :split], k[:, :, : pos + split], v[:, :, : pos + split], 1, P,
-                                          q_offset=pos)
-            tail = block_causal_attention(q[:, :, split:], k, v, L, P, q_offset=pos + split) if split < n else None
-            y = head if tail is None else torch.cat([head, tail], dim=2)  # (B, H, n, hd)
-        return self.proj(y.transpose(1, 2).reshape(B, n, H * hd).to(x.dtype))
+            return block_causal_attention(q, k, v, L, P, q_offset=pos)  # (B, H, n, hd)
+        # hybrid start: queries up to the end of the start region attend causally (block size 1)
+        head = block_causal_attention(q[:, :, :split], k[:, :, : pos + split], v[:, :, : pos + split], 1, P, q_offset=pos)
+        if split == n:
+            return head
+        return torch.cat([head, block_causal_attention(q[:, :, split:], k, v, L, P, q_offset=pos + split)], dim=2)
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: NBPConfig):
+    def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.swiglu = cfg.style == "llama"
         hidden = int(cfg.mlp_ratio * cfg.d_model)
@@ -94,7 +101,7 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: NBPConfig):
+    def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.norm1, self.attn = make_norm(cfg), Attention(cfg)
         self.norm2, self.mlp = make_norm(cfg), MLP(cfg)
@@ -105,11 +112,11 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
-class NBPTransformer(nn.Module, PretrainedMixin):
-    config_class = NBPConfig
-    model_type = "nbp_transformer"
+class Generator(nn.Module, PretrainedMixin):
+    config_class = GeneratorConfig
+    model_type = "generator"
 
-    def __init__(self, config: NBPConfig):
+    def __init__(self, config: GeneratorConfig):
         super().__init__()
         self.config = cfg = config
         d, L = cfg.d_model, cfg.block_len
@@ -156,10 +163,10 @@ class NBPTransformer(nn.Module, PretrainedMixin):
             nn.init.normal_(m.weight, std=0.02)
 
     @classmethod
-    def from_name(cls, size: str, **overrides) -> "NBPTransformer":
-        return cls(nbp_config_from_name(size, **overrides))
+    def from_name(cls, size: str, **overrides) -> "Generator":
+        return cls(generator_config_from_name(size, **overrides))
 
-    sizes = NBP_SIZES
+    sizes = GENERATOR_SIZES
 
     def num_params(self, non_embedding: bool = False) -> int:
         """All parameters, or those of the transformer body only (no token/class/position embeddings,
@@ -180,9 +187,13 @@ class NBPTransformer(nn.Module, PretrainedMixin):
         start = video[:L] - torch.tensor([cfg.block[0], 0, 0])  # the block before the first one, in time
         return torch.cat([prefix, start, video[: cfg.video_len - L]], dim=0)
 
-    def _rope(self, pos: int, n: int):
+    def _rope(self, pos: int | torch.Tensor, n: int):
+        """Rotary tables of positions pos .. pos + n - 1 (pos a tensor (1,) in an exported step)."""
         if self.config.style != "llama":
             return None
+        if isinstance(pos, torch.Tensor):
+            idx = pos + torch.arange(n, device=pos.device)  # (n,)
+            return self.rope_cos.index_select(0, idx), self.rope_sin.index_select(0, idx)
         return self.rope_cos[pos : pos + n], self.rope_sin[pos : pos + n]
 
     # ---- embeddings -------------------------------------------------------------------------
@@ -207,11 +218,15 @@ class NBPTransformer(nn.Module, PretrainedMixin):
             return start
         return torch.cat([self.prefix_embeddings(cond), start], dim=1)
 
-    def hidden(self, x: torch.Tensor, pos: int = 0, caches=None) -> torch.Tensor:
-        """Run the blocks on inputs x (B, n, d) sitting at positions pos .. pos + n - 1."""
+    def hidden(self, x: torch.Tensor, pos: int | torch.Tensor = 0, caches=None) -> torch.Tensor:
+        """Run the blocks on inputs x (B, n, d) sitting at positions pos .. pos + n - 1 (pos a tensor
+        (1,) in an exported step); ``caches``: one per layer (``nbp_ext.models.kv_cache``), or None."""
         n = x.shape[1]
         if self.config.style == "gpt2":
-            x = x + self.pos_emb.weight[pos : pos + n]
+            if isinstance(pos, torch.Tensor):
+                x = x + self.pos_emb(pos + torch.arange(n, device=pos.device))
+            else:
+                x = x + self.pos_emb.weight[pos : pos + n]
         rope = self._rope(pos, n)
         for i, block in enumerate(self.blocks):
             if self.activation_checkpointing and caches is None and torch.is_grad_enabled():
@@ -219,6 +234,27 @@ class NBPTransformer(nn.Module, PretrainedMixin):
             else:
                 x = block(x, rope, None if caches is None else caches[i], pos)
         return self.norm(x)
+
+    # ---- generation with explicit caches (the exported graphs) ---------------------------------
+    def logits_fp32(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits in fp32 whatever the model's type: the sampler reads them so (hidden state and head
+        weight widened for this one matmul)."""
+        return F.linear(h.float(), self.head.weight.float())
+
+    def prefill_explicit(self, cond: torch.Tensor | None, batch: int):
+        """Prefix and start through the model -> (logits (B, S, V) fp32 of video block 0 (hybrid start:
+        of its first token, S = 1), keys and values per layer (B, Hkv, P + S, D))."""
+        caches = [ExplicitCache() for _ in self.blocks]
+        h = self.hidden(self.start_embeddings(cond, batch), 0, caches)
+        return self.logits_fp32(h[:, self.config.prefix_len :]), [c.k for c in caches], [c.v for c in caches]
+
+    def step_explicit(self, tokens: torch.Tensor, position: torch.Tensor, past_k: list, past_v: list):
+        """tokens (B, n) at position (1,) int64 against caches (B, Hkv, N, D) whose first ``position``
+        entries are valid -> (logits (B, n, V) fp32, the tokens' keys and values per layer (B, Hkv, n, D)).
+        n = L: a block; n = 1: a token of block 0 of a hybrid start (it sees the cache and itself)."""
+        caches = [ExplicitCache(k, v, position) for k, v in zip(past_k, past_v)]
+        h = self.hidden(self.tok_emb(tokens), position, caches)
+        return self.logits_fp32(h), [c.k for c in caches], [c.v for c in caches]
 
     # ---- training ---------------------------------------------------------------------------
     def split_codes(self, codes: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:

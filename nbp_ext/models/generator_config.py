@@ -1,4 +1,4 @@
-"""NBPConfig: the generator's dataclass config and its named sizes."""
+"""GeneratorConfig: the generator's dataclass config and its named sizes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ STARTS = ("learned", "hybrid")
 
 
 @dataclass
-class NBPConfig:
+class GeneratorConfig:
     # transformer
     n_layer: int = 4
     n_head: int = 4
@@ -94,7 +94,7 @@ class NBPConfig:
         return self.prefix_len + self.video_len
 
 
-NBP_SIZES: dict[str, dict] = {
+GENERATOR_SIZES: dict[str, dict] = {
     # CPU sizes; the tiny one trains in minutes on the embedded synthetic set. Its head size is 32,
     # so each grid axis gets 5 rotary frequencies: with theta 10 000 only the first two turn
     # noticeably over a 12-16 code axis; theta 20 spreads them over it. Held-out loss of the default
@@ -108,5 +108,5 @@ NBP_SIZES: dict[str, dict] = {
 }
 
 
-def nbp_config_from_name(size: str, **overrides) -> NBPConfig:
-    return config_from_name(NBP_SIZES, NBPConfig, size, **overrides)
+def generator_config_from_name(size: str, **overrides) -> GeneratorConfig:
+    return config_from_name(GENERATOR_SIZES, GeneratorConfig, size, **overrides)

@@ -1,8 +1,8 @@
 """VideoTokenizer: encoder/decoder with an FSQ code book; a causal 3D CNN (MAGVIT-v2 family) or
-the PCA-started patch codec of ``tokenizer_patch.py``, chosen by ``config.arch``.
+the PCA-started patch tokenizer of ``tokenizer_patch.py``, chosen by ``config.arch``.
 
 ``encode``: video (B, 3, T, H, W) in [-1, 1], T = 1 + 4k, H and W multiples of f (8 for the CNN,
-            ``patch_size`` for the patch codec) -> codes (B, 1 + k, H/f, W/f) int64 in [0, codebook_size).
+            ``patch_size`` for the patch tokenizer) -> codes (B, 1 + k, H/f, W/f) int64 in [0, codebook_size).
 ``decode``: codes -> video (B, 3, T, H, W).
 The first frame is encoded on its own and later frames in groups of 4; the code at latent frame t
 depends on input frames <= 4t only.
@@ -96,7 +96,7 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
     def fsdp_units(self) -> list[nn.Module]:
         """The submodules sharded on their own under FSDP (the rest belongs to the root): the layers
         the forward pass calls one by one (``run_layers``), so that FSDP's gathering hooks run: the
-        CNN's layers, or the patch codec's correction layers that hold weights."""
+        CNN's layers, or the patch tokenizer's correction layers that hold weights."""
         if self.config.arch == "patch":
             layers = [*self.encoder.correction, *self.decoder.correction]
         else:
@@ -118,7 +118,7 @@ class VideoTokenizer(PretrainedMixin, nn.Module):
             raise TypeError(f"video must be a floating tensor with values in [-1, 1], got {video.dtype}")
 
     def init_from_data(self, videos) -> float | None:
-        """Data-dependent start: the patch codec fits its linear maps to the principal components
+        """Data-dependent start: the patch tokenizer fits its linear maps to the principal components
         of the patches of ``videos`` (an iterable of (B, 3, T, H, W) batches) and returns the
         share of variance they explain; the CNN has nothing to fit and returns None."""
         if self.config.arch != "patch":

@@ -16,7 +16,7 @@ class VideoTokenizerConfig:
     ``arch="cnn"``: causal 3D CNN, space /8. ``channel_mult`` has one entry per resolution level;
     the first three levels halve space and ``temporal_down`` says which of them also halve time
     (two of them, for /4).
-    ``arch="patch"``: patch codec (``tokenizer_patch.py``), space /``patch_size``; a linear map
+    ``arch="patch"``: patch tokenizer (``tokenizer_patch.py``), space /``patch_size``; a linear map
     started from PCA plus a convolutional correction of ``patch_width`` channels and
     ``patch_depth`` 3x3 layers (the decoder's correction has 2 x patch_depth + 1), padded with
     ``patch_padding``: "zeros" (the dataclass default, which configs saved before the option load

@@ -32,7 +32,7 @@ def row_seeds(seed: int | torch.Tensor, batch: int, device: torch.device) -> tor
     return torch.arange(batch, dtype=torch.int64, device=device) + seed
 
 
-def _check_args(offset, temperature, top_k, top_p, cfg_scale, uncond_logits) -> None:
+def _check_args(offset, temperature, top_k, top_p, guidance_scale, uncond_logits) -> None:
     if isinstance(offset, bool) or not isinstance(offset, (int, torch.SymInt)):
         raise TypeError(f"offset must be an int (the step counter), got {type(offset).__name__}")
     if offset < 0:
@@ -43,8 +43,8 @@ def _check_args(offset, temperature, top_k, top_p, cfg_scale, uncond_logits) -> 
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
     if not isinstance(temperature, (int, float)) or not temperature >= 0.0 or temperature == float("inf"):
         raise ValueError(f"temperature must be a finite number >= 0 (0 means greedy), got {temperature!r}")
-    if (cfg_scale is None) != (uncond_logits is None):
-        raise ValueError("cfg_scale and uncond_logits go together: give both for guidance, or neither")
+    if (guidance_scale is None) != (uncond_logits is None):
+        raise ValueError("guidance_scale and uncond_logits go together: give both for guidance, or neither")
 
 
 def sample_block(
@@ -54,7 +54,7 @@ def sample_block(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    cfg_scale: float | None = None,
+    guidance_scale: float | None = None,
     uncond_logits: torch.Tensor | None = None,
     check: bool = True,
 ) -> torch.Tensor:
@@ -67,13 +67,13 @@ def sample_block(
     """
     if not _ext.loaded:
         _ext.load()
-    _check_args(offset, temperature, top_k, top_p, cfg_scale, uncond_logits)
+    _check_args(offset, temperature, top_k, top_p, guidance_scale, uncond_logits)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
         raise ValueError(f"logits must be a tensor of shape (B, L, V), got {getattr(logits, 'shape', type(logits))}")
     seeds = row_seeds(seed, logits.shape[0], logits.device)
     tokens = torch.ops.nbp.sample_block(
         logits, seeds, offset, float(temperature), top_k, float(top_p),
-        1.0 if cfg_scale is None else float(cfg_scale), uncond_logits,
+        1.0 if guidance_scale is None else float(guidance_scale), uncond_logits,
     )
     if check and tokens.is_cuda and not torch.compiler.is_compiling():
         if bool((tokens < 0).any()):
@@ -88,11 +88,11 @@ def sample_block_ref(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    cfg_scale: float | None = None,
+    guidance_scale: float | None = None,
     uncond_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The same draw in float64 PyTorch, step by step (sorting where the kernels select)."""
-    _check_args(offset, temperature, top_k, top_p, cfg_scale, uncond_logits)
+    _check_args(offset, temperature, top_k, top_p, guidance_scale, uncond_logits)
     B, L, V = logits.shape
     seeds = row_seeds(seed, B, logits.device)
     ninf = float("-inf")
@@ -101,7 +101,7 @@ def sample_block_ref(
         u = uncond_logits.double()
         bad = torch.isnan(u) | (u == float("inf"))
         masked = (x == ninf) | (u == ninf)
-        x = torch.where(masked, torch.full_like(x, ninf), u + cfg_scale * (x - u))
+        x = torch.where(masked, torch.full_like(x, ninf), u + guidance_scale * (x - u))
     else:
         bad = torch.zeros_like(x, dtype=torch.bool)
     bad = bad | torch.isnan(x) | (x == float("inf")) | (x == ninf).all(-1, keepdim=True)
@@ -134,6 +134,6 @@ def sample_block_ref(
 
 def _register() -> None:
     @torch.library.register_fake("nbp::sample_block")
-    def _fake(logits, seeds, offset, temperature, top_k, top_p, cfg_scale, uncond_logits):
+    def _fake(logits, seeds, offset, temperature, top_k, top_p, guidance_scale, uncond_logits):
         torch._check(logits.dim() == 3, lambda: "logits must be (B, L, V)")
         return torch.empty(logits.shape[:2], dtype=torch.int64, device=logits.device)

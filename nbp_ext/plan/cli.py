@@ -121,8 +121,8 @@ def build_parser() -> Parser:
 
 def model_names(stage: str) -> list[str]:
     if stage == "generator":
-        from ..models.generator_config import NBP_SIZES  # noqa: PLC0415
-        return list(NBP_SIZES)
+        from ..models.generator_config import GENERATOR_SIZES  # noqa: PLC0415
+        return list(GENERATOR_SIZES)
     from ..models.tokenizer_config import TOKENIZER_SIZES  # noqa: PLC0415
     return list(TOKENIZER_SIZES)
 

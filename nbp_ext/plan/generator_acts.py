@@ -1,4 +1,4 @@
-"""Activation memory of one generator training step (``NBPTransformer.loss`` and its backward), by formula.
+"""Activation memory of one generator training step (``Generator.loss`` and its backward), by formula.
 
 Each term is a tensor autograd keeps from the forward pass for the backward pass, read off the
 model's code (generator.py, head_loss.py, the attention op's saved q, k, v, out and logsumexp),
@@ -37,7 +37,7 @@ FP32 = 4
 
 @dataclass(frozen=True)
 class GeneratorShape:
-    """The sizes the formula needs, read from a (meta) NBPTransformer."""
+    """The sizes the formula needs, read from a (meta) Generator."""
 
     layers: int
     tokens: int  # tokens through the blocks per clip: prefix + video

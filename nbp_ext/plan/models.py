@@ -27,19 +27,19 @@ def build(spec) -> tuple[nn.Module, str, ActivationFn]:
 
 def generator_config(spec):
     """The NBP config of the plan: one latent row per block, class conditioning (101 classes)."""
-    from ..models.generator_config import nbp_config_from_name  # noqa: PLC0415
+    from ..models.generator_config import generator_config_from_name  # noqa: PLC0415
 
-    return nbp_config_from_name(spec.model, vocab_size=spec.vocab, grid=spec.grid, block=(1, 1, spec.grid[2]),
+    return generator_config_from_name(spec.model, vocab_size=spec.vocab, grid=spec.grid, block=(1, 1, spec.grid[2]),
                                 num_classes=101)
 
 
 def build_generator(spec) -> tuple[nn.Module, str, ActivationFn]:
-    from ..models import NBPTransformer  # noqa: PLC0415
+    from ..models import Generator  # noqa: PLC0415
     from ..models.head_loss import CUDA_CHUNK_ELEMENTS, MIN_CHUNK_ROWS  # noqa: PLC0415
 
     cfg = generator_config(spec)
     with torch.device("meta"):
-        model = NBPTransformer(cfg)
+        model = Generator(cfg)
     shape = GeneratorShape.from_model(model)
     t, h, w = spec.grid
     description = (f"generator {spec.model} ({cfg.style}, {cfg.n_layer} layers, d_model {cfg.d_model}), "

@@ -26,9 +26,9 @@ from ..runs import TOKENIZER_DIR, TOKENS_DIR
 STAGES: dict[str, tuple[str, str]] = {
     "tokenizer": ("nbp_ext.train.tokenizer", "train the video tokenizer"),
     "tokenize": ("nbp_ext.tokenize", "encode a data set into token files with a trained tokenizer"),
-    "nbp": ("nbp_ext.train.nbp", "train the NBP generator on token files"),
+    "generator": ("nbp_ext.train.generator", "train the NBP generator on token files"),
 }
-PIPELINE: tuple[str, ...] = ("tokenizer", "tokenize", "nbp")
+PIPELINE: tuple[str, ...] = ("tokenizer", "tokenize", "generator")
 
 
 def _pipeline_args_tokenize(results: dict[str, Path]) -> list[str]:
@@ -36,7 +36,7 @@ def _pipeline_args_tokenize(results: dict[str, Path]) -> list[str]:
     return ["--tokenizer", str(run / TOKENIZER_DIR), "--out", str(run / TOKENS_DIR)]
 
 
-def _pipeline_args_nbp(results: dict[str, Path]) -> list[str]:
+def _pipeline_args_generator(results: dict[str, Path]) -> list[str]:
     run = results["tokenizer"]
     return ["--tokens", str(results["tokenize"]), "--tokenizer", str(run / TOKENIZER_DIR)]
 
@@ -56,19 +56,19 @@ class PipelinePreset:
 PIPELINE_PRESETS: dict[str, PipelinePreset] = {
     # Ends within 15 minutes on any 2-core CPU: what the machine does in 13.5 minutes.
     "quick": PipelinePreset(
-        args={"tokenizer": ["--steps", "3000"], "nbp": ["--steps", "4000"]}, minutes=13.5,
-        about="13.5 minutes on any machine: as many codec and generator steps as fit"),
+        args={"tokenizer": ["--steps", "3000"], "generator": ["--steps", "4000"]}, minutes=13.5,
+        about="13.5 minutes on any machine: as many tokenizer and generator steps as fit"),
     # Fixed step counts, the same run everywhere: about 45 minutes on a 2-core AVX512-BF16 CPU.
     "long": PipelinePreset(
         args={"tokenizer": ["--steps", "6000"], "tokenize": ["--train-clips", "24000"],
-              "nbp": ["--steps", "12000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"]},
-        about="fixed steps: the codec 6000, 24 000 clips tokenized, the generator 12 000 (about 45 minutes on 2 "
+              "generator": ["--steps", "12000", "--eval-every", "1000", "--sample-every", "2000", "--ckpt-every", "500"]},
+        about="fixed steps: the tokenizer 6000, 24 000 clips tokenized, the generator 12 000 (about 45 minutes on 2 "
               "cores)"),
 }
 
 
 # Arguments a stage gets from earlier stages when the whole pipeline runs.
-PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize, "nbp": _pipeline_args_nbp}
+PIPELINE_ARGS = {"tokenize": _pipeline_args_tokenize, "generator": _pipeline_args_generator}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +127,7 @@ MIN_STAGE_MINUTES = 0.5
 TIMED_STAGES = {
     # the first stage: ``left`` is the whole limit (the preset's or --time-limit's)
     "tokenizer": lambda preset, left: max(MIN_STAGE_MINUTES, left * preset.tokenizer_share),
-    "nbp": lambda preset, left: max(MIN_STAGE_MINUTES, left),
+    "generator": lambda preset, left: max(MIN_STAGE_MINUTES, left),
 }
 
 
@@ -192,7 +192,7 @@ def run_pipeline(parser: argparse.ArgumentParser, preset: str = "quick", minutes
         print(f"== {name} ==", flush=True)
         results[name] = args._main(args)
     print(f"pipeline ({preset}) finished in {(time.monotonic() - start) / 60:.1f} min: " + ", ".join(f"{k}: {v}" for k, v in results.items()))
-    print(f"score its videos: python -m nbp_ext.evaluate --run {results['nbp']}  (about 2 minutes on 2 CPU cores "
+    print(f"score its videos: python -m nbp_ext.evaluate --run {results['generator']}  (about 2 minutes on 2 CPU cores "
           "the first time, which trains the judge classifier)")
     return results
 

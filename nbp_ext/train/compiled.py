@@ -2,7 +2,7 @@
 
 Inductor fuses the small element-wise operations of a tiny model (norms, rotary, SwiGLU, residual
 adds) that otherwise each make a pass over memory: on 2 AVX2 cores the tiny generator's training
-step is 1.16x faster in fp32 (``bench/train_step.py``, bench/RESULTS.md), after a compilation of
+step is 1.16x faster in fp32 (``bench/train_step.py``, docs/results/training.md), after a compilation of
 36 s in its first step; in bf16 on 2 AVX512-BF16 cores, 1.05x. Where compilation fails (no C++ compiler for inductor, an unsupported torch), the
 run says why once and trains eagerly instead of stopping.
 """

@@ -85,7 +85,7 @@ def cleanup(info: DistInfo, wait: bool = True) -> None:
 def shared_run_dir(info: DistInfo, chosen: str | None, runs_root: str, stage: str) -> Path:
     """The run folder: ``chosen`` (--resume or --run-dir) or a new ``runs_root/<stage>-<time>``, made by
     the main process and broadcast to the others."""
-    from .run_dir import new_run_dir
+    from ..runs import new_run_dir
 
     path = None
     if info.is_main:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from ..data.sampler import TrainingOrder
+from ..data.training_order import TrainingOrder
 from .checkpoint import (CheckpointError, Checkpointer, Part, latest_checkpoint, load_parts, read_train_state,
                          remove_unfinished)
 from .compiled import compiled_or_eager

@@ -4,7 +4,7 @@
 optimizer state and gradients. ``auto`` picks it on a CUDA GPU that supports it and, for the stages
 that allow it, on a CPU whose oneDNN reports bf16 instructions (AVX512-BF16 or AMX); elsewhere fp32.
 The generator allows it (same held-out loss, 1.4x the tokens per second on a 2-core AVX512-BF16
-CPU); the tokenizer does not (its patch codec lost 0.7 dB PSNR in bf16 on that CPU). Held-out
+CPU); the tokenizer does not (its patch tokenizer lost 0.7 dB PSNR in bf16 on that CPU). Held-out
 losses are always computed in fp32.
 """
 

@@ -20,7 +20,7 @@ from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_argum
 from ..data.bad_files import collate_clips
 from ..data.builder import default_workers
 from ..data.clip_cache import CachedClipDataset
-from ..data.sampler import TrainingOrder
+from ..data.training_order import TrainingOrder
 from ..models import TOKENIZER_SIZES, VideoTokenizer
 from ..runs import TOKENIZER_DIR
 from .checkpoint import Part
@@ -30,15 +30,15 @@ from .options import LoopOptions, add_loop_arguments, config_from_args
 from .parallel import parallelize
 from .patchgan import PatchGAN3D, adaptive_weight, d_hinge_loss, g_hinge_loss
 from .perceptual import PerceptualLoss, video_perceptual
-from .run_dir import save_args
+from ..runs import save_args
 from .schedule import CONV_BETAS, build_optimizer
 from .video_metrics import psnr, ssim
 
 STAGE = "tokenizer"
 PRETRAINED_DIR = TOKENIZER_DIR  # run_dir/tokenizer: config.json + model.safetensors
 # The stage's clips, alone or in the pipeline: the synthetic set's easy variant at 9x32x32 (plain
-# backgrounds, six fixed colours, objects 1.5x the default size), on which the patch codec learns
-# recognisable shapes in minutes on a 2-core CPU (why: bench/RESULTS.md, "Why the pipeline's defaults").
+# backgrounds, six fixed colours, objects 1.5x the default size), on which the patch tokenizer learns
+# recognisable shapes in minutes on a 2-core CPU (why: docs/results/pipeline.md, "Why the pipeline's defaults").
 DATA_DEFAULTS = dict(frames=9, size=32, train_clips=8000, val_clips=16, background="plain", palette=True,
                      object_scale=1.5)
 # Options that define the model and its data: a resumed run cannot change them.
@@ -55,8 +55,8 @@ class TokenizerTrainConfig(LoopOptions):
     eval_every: int = 50
     sample_every: int = 100
     ckpt_every: int = 50
-    precision: str = "fp32"  # bf16 cost the patch codec 0.7 dB
-    model: str = "patch"  # the PCA-started patch codec; tiny .. paper: the causal CNN (needs a GPU and hours)
+    precision: str = "fp32"  # bf16 cost the patch tokenizer 0.7 dB
+    model: str = "patch"  # the PCA-started patch tokenizer; tiny .. paper: the causal CNN (needs a GPU and hours)
     fsq_levels: tuple[int, ...] = (8, 5, 5, 5)  # 1000 codes, what a CPU-sized generator learns in minutes
     loss: str = "l2"  # l1 left round blobs where l2 keeps edges and corners
     vgg_weights: str | None = None
@@ -101,7 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=("l1", "l2"), default=d.loss,
                    help="reconstruction loss (default l2, which keeps straight edges and corners where l1 leaves "
                         "round blobs)")
-    g.add_argument("--init-clips", type=int, default=d.init_clips, help="training clips whose PCA starts the patch codec")
+    g.add_argument("--init-clips", type=int, default=d.init_clips, help="training clips whose PCA starts the patch tokenizer")
     g = p.add_argument_group("perceptual loss (off unless --vgg-weights is given; nothing is downloaded)")
     g.add_argument("--vgg-weights", default=None, help="local VGG16 state dict (.pth/.safetensors, torchvision keys); turns the perceptual loss on")
     g.add_argument("--lpips-weights", default=None, help="local LPIPS linear-layer weights (lin0..lin4); default: equal weights")
@@ -131,7 +131,7 @@ def main(args: argparse.Namespace) -> Path:
 
 # ---------------------------------------------------------------------------------------------
 def _init_from_data(model: VideoTokenizer, train_set, cfg: TokenizerTrainConfig, device: torch.device, verbose: bool) -> None:
-    """Start the patch codec from the PCA of the first ``--init-clips`` training clips (the same on every rank)."""
+    """Start the patch tokenizer from the PCA of the first ``--init-clips`` training clips (the same on every rank)."""
     n = min(cfg.init_clips, len(train_set))
 
     def batches():
@@ -143,7 +143,7 @@ def _init_from_data(model: VideoTokenizer, train_set, cfg: TokenizerTrainConfig,
 
     explained = model.init_from_data(batches())
     if verbose:
-        print(f"patch codec started from the PCA of {n} clips: {model.quantizer.dim} components explain "
+        print(f"patch tokenizer started from the PCA of {n} clips: {model.quantizer.dim} components explain "
               f"{explained:.1%} of the patch variance", flush=True)
 
 
@@ -180,7 +180,7 @@ def _write_sample(run_dir: Path, step: int, sample: tuple[torch.Tensor, torch.Te
 
 class TokenizerStage(Stage):
     name, title, method = STAGE, "tokenizer", "forward"
-    cpu_bf16 = False  # the patch codec lost 0.7 dB in bf16 on a CPU
+    cpu_bf16 = False  # the patch tokenizer lost 0.7 dB in bf16 on a CPU
     model_options = MODEL_OPTIONS
     time_guesses = {"eval": 3, "samples": 1, "ckpt": 1}  # until timed, in training steps
 

@@ -97,7 +97,7 @@ def sampling_case(draw):
                 offset=draw(mostly([0, 3, 2**40], [-1])),
                 temperature=draw(mostly([1.0, 0.0, 0.7, 2.0], [-1.0, math.nan])),
                 top_k=draw(mostly([0, 1, 5, 100], [-2])), top_p=draw(mostly([1.0, 0.9, 0.5, 1e-6], [0.0, 1.5])),
-                cfg_scale=draw(st.sampled_from([1.5, 0.0, -2.0])) if guided else None, uncond_logits=uncond)
+                guidance_scale=draw(st.sampled_from([1.5, 0.0, -2.0])) if guided else None, uncond_logits=uncond)
 
 
 @SETTINGS

@@ -1,16 +1,19 @@
-"""Options of the generator training stage (``python -m nbp_ext.train nbp``)."""
+"""Options of the generator training stage (``python -m nbp_ext.train generator``)."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 
-from ..models.generator_config import CONDITIONS, NBP_SIZES, STARTS, STYLES
+from ..generate.sampling_config import SamplingConfig
+from ..models.generator_config import CONDITIONS, GENERATOR_SIZES, STARTS, STYLES
 from .options import LoopOptions, add_loop_arguments
+
+_SAMPLING = SamplingConfig()
 
 
 @dataclass
-class NBPTrainConfig(LoopOptions):
+class GeneratorTrainConfig(LoopOptions):
     tokens: str | None = None  # token folder (with train/ and val/); default: the newest runs/tokenizer-*/tokens
     tokenizer: str | None = None  # tokenizer folder for sample videos; default: beside the tokens
     model: str = "tiny"
@@ -20,18 +23,28 @@ class NBPTrainConfig(LoopOptions):
     context_frames: int = 2
     cond_dropout: float = 0.1
     start: str = "hybrid"  # the first row token by token: one background colour per sample, not streaks
-    sample_cfg: float = 2.0
-    sample_top_k: int = 30  # the 30 likeliest codes, no nucleus cut: top-p 0.9 cut the rare first codes
-    sample_top_p: float = 1.0  # of an object, so objects almost never appeared (the paper: 16 000 / 0.9)
+    # the sample videos' sampling; recorded in the run, it becomes the default of sample, evaluate, export
+    sample_guidance_scale: float = _SAMPLING.guidance_scale
+    sample_top_k: int = _SAMPLING.top_k
+    sample_top_p: float = _SAMPLING.top_p
 
     def __post_init__(self):
         super().__post_init__()
-        if self.model not in NBP_SIZES:
-            raise ValueError(f"--model must be one of {sorted(NBP_SIZES)}, got {self.model!r}")
+        if self.model not in GENERATOR_SIZES:
+            raise ValueError(f"--model must be one of {sorted(GENERATOR_SIZES)}, got {self.model!r}")
         if self.style is not None and self.style not in STYLES:
             raise ValueError(f"--style must be one of {STYLES}, got {self.style!r}")
         if self.condition not in CONDITIONS:
             raise ValueError(f"--condition must be one of {CONDITIONS}, got {self.condition!r}")
+        try:
+            self.sampling
+        except ValueError as e:
+            raise ValueError(f"--sample-{str(e).replace('_', '-')}") from None
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        """The sample videos' sampling (the guidance scale is used by class-conditional models only)."""
+        return SamplingConfig(top_k=self.sample_top_k, top_p=self.sample_top_p, guidance_scale=self.sample_guidance_scale)
 
 
 # Options that define the model: a resumed run cannot change them.
@@ -53,11 +66,11 @@ def parse_block(spec: str, grid: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = NBPTrainConfig()
+    d = GeneratorTrainConfig()
     g = p.add_argument_group("data and model")
     g.add_argument("--tokens", default=None, help="token folder from python -m nbp_ext.tokenize (default: the newest runs/tokenizer-*/tokens)")
     g.add_argument("--tokenizer", default=None, help="tokenizer folder, to decode sample videos (default: the one that made the tokens)")
-    g.add_argument("--model", choices=sorted(NBP_SIZES), default=d.model, help="named generator size")
+    g.add_argument("--model", choices=sorted(GENERATOR_SIZES), default=d.model, help="named generator size")
     g.add_argument("--style", choices=STYLES, default=None, help="llama (RMSNorm, SwiGLU, rotary) or gpt2 (the paper's); default: the size's")
     g.add_argument("--block", default=d.block, help="block shape: row (default, one latent row), frame, token (NTP) or bt,bh,bw")
     g.add_argument("--condition", choices=CONDITIONS, default=d.condition, help="class labels, first latent frames, or none")
@@ -65,8 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cond-dropout", type=float, default=d.cond_dropout, help="share of clips trained with the null class (for guidance)")
     g.add_argument("--start", choices=STARTS, default=d.start,
                    help="first video block: a learned start block (one step) or hybrid (token by token, then blocks)")
-    add_loop_arguments(p, d, "nbp", eval_what="held-out token loss", sample_what="a grid of generated videos")
+    add_loop_arguments(p, d, "generator", eval_what="held-out token loss", sample_what="a grid of generated videos")
     g = p.add_argument_group("sample videos")
-    g.add_argument("--sample-cfg", type=float, default=d.sample_cfg, help="guidance scale of the sample videos (class models)")
-    g.add_argument("--sample-top-k", type=int, default=d.sample_top_k)
-    g.add_argument("--sample-top-p", type=float, default=d.sample_top_p)
+    g.add_argument("--sample-guidance-scale", type=float, default=d.sample_guidance_scale, help="guidance scale of the sample videos (class models)")
+    g.add_argument("--sample-top-k", type=int, default=d.sample_top_k, help="0: no cut (the paper: 16000)")
+    g.add_argument("--sample-top-p", type=float, default=d.sample_top_p, help="1: no cut (the paper: 0.9)")

@@ -1,4 +1,4 @@
-"""Generator training stage: ``python -m nbp_ext.train nbp [options]``.
+"""Generator training stage: ``python -m nbp_ext.train generator [options]``.
 
 Trains the NBP transformer on a token folder (``python -m nbp_ext.tokenize``): NBP shift, loss on
 video tokens only (overall and per position in the block); AdamW without decay on norms, biases and
@@ -18,38 +18,33 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..data import TokenDataset
-from ..data.sampler import TrainingOrder
-from ..models import NBPTransformer
-from ..models.generator_config import nbp_config_from_name
+from ..data.training_order import TrainingOrder
+from ..models import Generator
+from ..models.generator_config import generator_config_from_name
 from ..models.pretrained import WEIGHTS_FILE
 from ..generate.videos import GRID_VIDEOS, write_sample_grid
-from ..runs import GENERATOR_DIR, RUN_INFO, TOKENIZER_DIR, TOKENS_DIR, load_tokenizer
+from ..runs import GENERATOR_DIR, RUN_INFO, TOKENIZER_DIR, TOKENS_DIR, given_or_newest, load_tokenizer, save_args
 from .distributed import DistInfo
 from .loop import Stage, train
-from .nbp_config import MODEL_OPTIONS, NBPTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
+from .generator_options import MODEL_OPTIONS, GeneratorTrainConfig, add_arguments, parse_block  # noqa: F401  (add_arguments: stage API)
 from .options import config_from_args
-from .run_dir import latest_run_dir, save_args
 from .schedule import GENERATOR_BETAS, build_optimizer
 
-STAGE = "nbp"
+STAGE = "generator"
 
 
 def main(args: argparse.Namespace) -> Path:
-    return train_nbp(config_from_args(NBPTrainConfig, args))
+    return train_generator(config_from_args(GeneratorTrainConfig, args))
 
 
-def resolve_tokens(cfg: NBPTrainConfig) -> Path:
-    if cfg.tokens:
-        return Path(cfg.tokens)
-    run = latest_run_dir(cfg.runs_root, "tokenizer", must_contain=f"{TOKENS_DIR}/train/meta.json")
-    if run is None:
-        raise FileNotFoundError(f"--tokens not given and no {cfg.runs_root}/tokenizer-*/tokens found; "
-                                "run python -m nbp_ext.train tokenizer and python -m nbp_ext.tokenize first")
-    return run / TOKENS_DIR
+def resolve_tokens(cfg: GeneratorTrainConfig) -> Path:
+    return given_or_newest(cfg.tokens, cfg.runs_root, "tokenizer", TOKENS_DIR, "train/meta.json",
+                           f"--tokens not given and no {cfg.runs_root}/tokenizer-*/tokens found; "
+                           "run python -m nbp_ext.train tokenizer and python -m nbp_ext.tokenize first")
 
 
 @torch.no_grad()
-def evaluate(model: NBPTransformer, val: TokenDataset, device: torch.device, batch_size: int, max_clips: int = 64) -> dict:
+def evaluate(model: Generator, val: TokenDataset, device: torch.device, batch_size: int, max_clips: int = 64) -> dict:
     """Held-out token loss (nats) with the true condition, overall and per generated latent frame,
     against log(V) of a uniform predictor."""
     model.eval()
@@ -95,7 +90,7 @@ class GeneratorStage(Stage):
     # until timed, in training steps: a held-out pass over 64 clips, a grid of 12 videos, a checkpoint
     time_guesses = {"eval": 2, "samples": 20, "ckpt": 1}
 
-    def __init__(self, cfg: NBPTrainConfig, info: DistInfo):
+    def __init__(self, cfg: GeneratorTrainConfig, info: DistInfo):
         self.cfg, self.info = cfg, info
         self.tokens_dir = resolve_tokens(cfg)
         self.train_set = TokenDataset(self.tokens_dir / "train")
@@ -107,21 +102,20 @@ class GeneratorStage(Stage):
                          start=cfg.start, num_classes=_num_classes(self.train_set))
         if cfg.style:
             overrides["style"] = cfg.style
-        self.model = NBPTransformer(nbp_config_from_name(cfg.model, **overrides)).to(info.device)
+        self.model = Generator(generator_config_from_name(cfg.model, **overrides)).to(info.device)
         self.mcfg = self.model.config
         self.tokens_per_clip = self.mcfg.video_len
         self.tokenizer_dir = Path(cfg.tokenizer) if cfg.tokenizer else self.tokens_dir.parent / TOKENIZER_DIR
         self.tokenizer = None
 
-    def new_run(self, run_dir: Path, cfg: NBPTrainConfig) -> None:
+    def new_run(self, run_dir: Path, cfg: GeneratorTrainConfig) -> None:
         mcfg = self.mcfg
         save_args(run_dir, {"train": asdict(cfg), "model": asdict(mcfg)})
         (run_dir / RUN_INFO).write_text(json.dumps({
             "tokens": str(self.tokens_dir), "tokenizer": str(self.tokenizer_dir),
             "tokenizer_sha256": self.train_set.meta.get("info", {}).get("tokenizer_sha256"),
             "class_names": self.train_set.class_names,
-            "sampling": {"temperature": 1.0, "top_k": cfg.sample_top_k, "top_p": cfg.sample_top_p,
-                         "cfg_scale": cfg.sample_cfg}}, indent=2) + "\n")
+            "sampling": asdict(cfg.sampling)}, indent=2) + "\n")
         print(f"generator: {self.model.num_params() / 1e6:.2f}M parameters, {mcfg.num_steps} steps of {mcfg.block_len} "
               f"tokens per clip, grid {mcfg.grid}, block {mcfg.block}, vocabulary {mcfg.vocab_size}, on {self.info.device}",
               flush=True)
@@ -163,12 +157,12 @@ class GeneratorStage(Stage):
             return None
         cfg = self.cfg
         path = write_sample_grid(model, self.tokenizer, run_dir / "samples" / f"step_{step:07d}.mp4", self.val_set,
-                                 cfg.sample_cfg, cfg.sample_top_k, cfg.sample_top_p, seed=cfg.seed)
+                                 cfg.sampling, seed=cfg.seed)
         write(f"step {step}: samples in {path}")
         return path
 
     def save_model(self, state, run_dir):
-        plain = NBPTransformer(self.mcfg)
+        plain = Generator(self.mcfg)
         plain.load_state_dict(state)
         plain.save_pretrained(run_dir / GENERATOR_DIR)
 
@@ -178,6 +172,6 @@ class GeneratorStage(Stage):
             print(f"latest sample video: {last_sample} ({_grid_legend(self.mcfg, self.train_set.class_names)})")
 
 
-def train_nbp(cfg: NBPTrainConfig) -> Path:
+def train_generator(cfg: GeneratorTrainConfig) -> Path:
     """Train (or resume) and return the run folder; the model is in ``run_dir/generator``."""
     return train(cfg, GeneratorStage, MODEL_OPTIONS)

@@ -41,173 +41,25 @@ two have other names there). Results go to ``RUN/eval_samples.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.data import Subset
-from tqdm import tqdm
 
 from ..cli_errors import run_command
-from ..data.builder import DataConfig
-from ..generate import generate
 from ..generate.sampling_config import add_sampling_arguments, resolve_sampling
-from ..generate.videos import decode
 from ..runs import load_run
 from ..train.distributed import DistInfo, barrier, cleanup, setup_distributed
-from .classifier import ClipClassifier
 from .frechet import frechet_distance
 from .fvd import DEFAULT, PRESETS, describe, i3d_features, protocol_gaps
 from .i3d_weights import SOURCES, check_sha256_arg, load_i3d
+from .judge import get_classifier, run_data_config
+from .scoring import SETS, empty_videos, generated_videos, make_row, read_share, reconstructions, share_scores
 from .shards import gather_rows, share
-from .train_classifier import ClassifierTraining, read_clips, split_dataset, to_float, train_classifier
+from .train_classifier import ClassifierTraining, split_dataset
 
-RECORD = "training.json"
 RESULT = "eval_samples.json"
-SETS = ("real", "real_floor", "reconstructed", "generated")
-
-
-def run_data_config(info: dict, tokens: str | None) -> DataConfig:
-    """The data set the run's tokens were made from, as recorded in the token folder."""
-    folder = Path(tokens or info.get("tokens") or "")
-    meta = folder / "train" / "meta.json"
-    if not meta.is_file():
-        raise FileNotFoundError(f"the run's token folder {folder} has no train/meta.json to say which data set it "
-                                "came from: give --tokens")
-    data = json.loads(meta.read_text()).get("info", {}).get("data")
-    if not data:
-        raise ValueError(f"{meta} records no data set (info.data); it was made by an older tokenize")
-    return DataConfig(**data)
-
-
-def classifier_key(data: DataConfig, training: ClassifierTraining) -> str:
-    """Names the cache folder: the data set (without its clip counts, which the training sets) and the training."""
-    d = {k: v for k, v in asdict(data).items() if k not in ("train_clips", "val_clips")}
-    text = json.dumps({"data": d, "training": asdict(training)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def load_classifier(folder: Path, data: DataConfig, device: torch.device) -> tuple[ClipClassifier, dict]:
-    model = ClipClassifier.from_pretrained(folder).to(device).eval()
-    record = json.loads((folder / RECORD).read_text()) if (folder / RECORD).is_file() else {}
-    c = model.config
-    if (c.frames, c.size) != (data.frames, data.size):
-        raise ValueError(f"--classifier {folder} was trained on {c.frames}x{c.size}x{c.size} clips, the run's data "
-                         f"set has {data.frames}x{data.size}x{data.size}")
-    trained_on = record.get("data", {}).get("dataset")
-    if trained_on and trained_on != data.dataset:
-        raise ValueError(f"--classifier {folder} was trained on the {trained_on} set, the run's is {data.dataset}")
-    return model, record
-
-
-def get_classifier(args, data: DataConfig, device: torch.device, log=print) -> tuple[ClipClassifier, dict, Path]:
-    if args.classifier:
-        folder = Path(args.classifier)
-        model, record = load_classifier(folder, data, device)
-        return model, record, folder
-    training = ClassifierTraining(steps=args.classifier_steps, clips=args.classifier_clips)
-    folder = Path(args.runs_root) / f"classifier-{classifier_key(data, training)}"
-    if (folder / RECORD).is_file():
-        model, record = load_classifier(folder, data, device)
-        log(f"classifier: {folder} (held-out accuracy {record['held_out_accuracy']:.3f})")
-        return model, record, folder
-    model, record = train_classifier(data, training, device, progress=not args.no_progress)
-    model.save_pretrained(folder)
-    (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    log(f"classifier: saved to {folder}")
-    return model, record, folder
-
-
-@torch.no_grad()
-def generated_videos(model, tokenizer, cond: torch.Tensor | None, count: int, sampling, seed: int, batch_size: int,
-                     progress: bool) -> torch.Tensor:
-    """``count`` decoded videos (N, 3, T, H, W) in [-1, 1] on the CPU; video i uses seed + i, whatever the batch."""
-    device = next(model.parameters()).device
-    out = []
-    for i in tqdm(range(0, count, batch_size), desc="generate", unit="batch", disable=not progress):
-        n = min(batch_size, count - i)
-        if cond is None:
-            codes = generate(model, num_videos=n, seed=seed + i, sampling=sampling)
-        else:
-            codes = generate(model, cond[i : i + n].to(device), seed=seed + i, sampling=sampling)
-        out.append(decode(tokenizer, codes).float().cpu())
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def reconstructions(model, tokenizer, videos: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real float videos -> (their reconstructions (N, 3, T, H, W), their codes (N, T', H', W'))."""
-    device = next(tokenizer.parameters()).device
-    recs, codes = [], []
-    for i in range(0, videos.shape[0], batch_size):
-        c = tokenizer.encode(videos[i : i + batch_size].to(device))
-        codes.append(c.cpu())
-        recs.append(decode(tokenizer, c).float().cpu())
-    return torch.cat(recs), torch.cat(codes)
-
-
-def part_accuracies(pred: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
-    """The synthetic set's classes are "shape-motion": the accuracy of the shape and of the motion alone."""
-    shapes = [n.split("-")[0] for n in names]
-    motions = [n.split("-")[-1] for n in names]
-    out = {}
-    for key, part in (("shape", shapes), ("motion", motions)):
-        ids = torch.tensor([sorted(set(part)).index(p) for p in part])  # (num_classes,) class -> part id
-        out[key] = float((ids[pred] == ids[labels]).float().mean())
-    return out
-
-
-def make_row(feats: torch.Tensor, pred: torch.Tensor, labels: torch.Tensor | None, reference: torch.Tensor | None,
-             names: list[str] | None, num_classes: int) -> dict:
-    """One row from the classifier's features and predictions of a set of videos."""
-    row: dict = {"videos": int(pred.shape[0])}
-    if labels is not None:
-        row["accuracy"] = float((pred == labels).float().mean())
-        if names:
-            row.update(part_accuracies(pred, labels, names))
-        row["per_class"] = [float((pred[labels == c] == c).float().mean()) if (labels == c).any() else None
-                            for c in range(num_classes)]
-    else:
-        row["classes_drawn"] = int(pred.unique().numel())
-    if reference is not None:
-        row["frechet"] = frechet_distance(feats, reference)
-    return row
-
-
-def score(classifier: ClipClassifier, videos: torch.Tensor, labels: torch.Tensor | None, reference: torch.Tensor | None,
-          names: list[str] | None) -> tuple[dict, torch.Tensor]:
-    """One row: accuracy against ``labels`` (with shape and motion where ``names`` is given), and the
-    Fréchet distance to the ``reference`` features; returns the row and the videos' features."""
-    feats, pred = classifier.predict(videos)
-    return make_row(feats, pred, labels, reference, names, classifier.config.num_classes), feats
-
-
-def empty_videos(data: DataConfig) -> torch.Tensor:
-    return torch.zeros(0, 3, data.frames, data.size, data.size)
-
-
-def read_share(dataset, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips lo .. hi-1 of ``dataset`` as [-1, 1] floats (n, 3, T, H, W) and labels (n,); unreadable ones
-    are skipped."""
-    if hi <= lo:
-        return torch.zeros(0, 3, 1, 1, 1), torch.zeros(0, dtype=torch.int64)
-    videos, labels = read_clips(Subset(dataset, range(lo, hi)))
-    return to_float(videos), labels
-
-
-def share_scores(classifier: ClipClassifier, loaded, protocol, videos: torch.Tensor, args, progress: bool,
-                 name: str) -> dict[str, torch.Tensor]:
-    """This process's share of one set: the classifier's features and predictions, and the I3D features."""
-    if videos.shape[0]:
-        feats, pred = classifier.predict(videos)
-    else:
-        feats, pred = torch.zeros(0, 4 * classifier.config.width), torch.zeros(0, dtype=torch.int64)
-    out = {"feats": feats, "pred": pred}
-    if loaded is not None:
-        out["i3d"] = i3d_features(loaded.model, videos, protocol, args.fvd_batch_size, progress, f"I3D {name}")
-    return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

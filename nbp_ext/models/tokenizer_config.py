@@ -11,7 +11,7 @@ PADDINGS = ("zeros", "replicate")
 
 @dataclass
 class VideoTokenizerConfig:
-    """Video tokenizer: time /4 (first frame alone), an FSQ code book, and one of two codecs.
+    """Video tokenizer: time /4 (first frame alone), an FSQ code book, and one of two architectures.
 
     ``arch="cnn"``: causal 3D CNN, space /8. ``channel_mult`` has one entry per resolution level;
     the first three levels halve space and ``temporal_down`` says which of them also halve time
@@ -81,6 +81,6 @@ TOKENIZER_SIZES: dict[str, dict] = {
     "base": dict(base_channels=64, channel_mult=(1, 2, 2, 4), num_res_blocks=2),
     # Near the paper's tokenizer (about 370M parameters).
     "paper": dict(base_channels=144, channel_mult=(1, 2, 2, 4), num_res_blocks=4),
-    # Patch codec, space /4, started from PCA: the CPU default (recognisable shapes in minutes).
+    # Patch tokenizer, space /4, started from PCA: the CPU default (recognisable shapes in minutes).
     "patch": dict(arch="patch", patch_size=4, patch_width=128, patch_depth=1, patch_padding="replicate"),
 }

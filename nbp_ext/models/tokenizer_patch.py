@@ -1,10 +1,10 @@
-"""Patch codec of the video tokenizer: space-time patches, a linear map with a learned correction.
+"""Patch tokenizer: space-time patches, a linear map with a learned correction.
 
 Each code stands for one ``4 x p x p`` patch of RGB pixels (the first frame is repeated to fill its
 own group, as in the causal CNN). The encoder is a linear map of the flattened patch to the FSQ
 channels plus a small convolutional correction at latent resolution; the decoder mirrors it. The
 linear maps start from a principal component analysis of training patches (``fit_pca``) and the
-corrections start at zero, so training begins from the best linear codec instead of from noise:
+corrections start at zero, so training begins from the best linear encoder-decoder instead of from noise:
 on a CPU budget of minutes this gets far better reconstructions than a deep causal CNN, which needs
 hours to leave its early blurry plateau.
 

@@ -123,7 +123,7 @@ setup(
     description="Semi-autoregressive video generation by Next-Block Prediction",
     packages=find_packages(include=["nbp_ext", "nbp_ext.*"]),
     python_requires=">=3.10",
-    install_requires=[f"torch>={torch_target()}", "numpy", "av", "safetensors", "tqdm"],
+    install_requires=[f"torch>={torch_target()}", "numpy", "av", "safetensors", "tqdm", "matplotlib"],
     extras_require={
         "export": ["onnx", "onnxruntime", "onnxscript"],
         "test": ["pytest", "hypothesis", "scipy", "onnx", "onnxruntime", "onnxscript"],

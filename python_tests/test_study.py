@@ -102,6 +102,19 @@ def test_running_again_skips_finished_runs_and_continues_a_cut_one(first_study):
     assert (cut / "done.json").is_file()
 
 
+def test_report_only_reports_the_finished_runs_and_names_the_missing(first_study, tmp_path):
+    """--report-only trains nothing: a second seed not run yet is named in the report, and the finished
+    runs are reported."""
+    out, _, _ = first_study
+    docs = tmp_path / "docs"
+    result = study(out, docs, "--seeds", "2", "--report-only")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "generator training finished" not in result.stdout
+    report = (docs / "reproduction.md").read_text()
+    assert "Not run yet: frames-token-s1, frames-row-s1, frames-frame-s1, class-token-s1, class-row-s1" in report
+    assert not (out / "runs" / "frames-token-s1").exists()
+
+
 def test_other_settings_in_the_same_folder_are_refused(first_study):
     out, docs, _ = first_study
     result = subprocess.run([sys.executable, "-m", "nbp_ext.study", *SMALL, "--out", str(out), "--docs", str(docs),

@@ -14,9 +14,10 @@ PSNR and SSIM of every predicted frame against the clip's true frames; the judge
 Fréchet distance on the generated videos; generation steps and seconds per video. The report gives
 means and spread over seeds, three figures, and what held of the paper's claims and what did not.
 
-How long: about 85 minutes on 2 idle CPU cores (about 4.5 minutes per run, 4 for the tokenizer and
-tokens, 2 for the judge). --quick: about 8 minutes (seed 0, shapes token, row, frame and the two
-class-conditional ones, fewer steps and videos).
+How long: about 75 minutes on 2 idle CPU cores (Intel Xeon with AMX: about 4 minutes per
+generator run of 1500 steps, 2.5 for the tokenizer and the tokens, 2 for the judge); other work on
+the machine makes it longer. --quick: about 5 minutes (seed 0, frame shapes token, row and frame
+and the two class-conditional ones, 200 steps, 24 videos).
 
 Where it writes: the runs to --out (default runs/study; --quick: runs/study-quick), one folder per
 run (the generator stage's run folder, with done.json once scored), the shared tokenizer, tokens and
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help=f"the reduced study: {QUICK['seeds']} seed, frame shapes {','.join(QUICK['shapes'])}, "
-                        f"{QUICK['steps']} steps, {QUICK['videos']} videos (about 8 minutes on 2 cores)")
+                        f"{QUICK['steps']} steps, {QUICK['videos']} videos (about 5 minutes on 2 idle cores)")
     p.add_argument("--out", default=None, help="folder of the runs and results (default runs/study; --quick: runs/study-quick)")
     p.add_argument("--docs", default=None,
                    help="folder of reproduction.md and reproduction/*.png (default docs; --quick: <out>/docs)")
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--judge-steps", type=int, default=None, help=f"judge classifier training steps (default {d.judge_steps})")
     g.add_argument("--timing-videos", type=int, default=None,
                    help=f"videos generated one at a time to time generation (default {d.timing_videos})")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: write the report from the runs finished so far (it names those still missing)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
                    help="no progress bars (the study's own lines stay)")
@@ -96,12 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = vars(build_parser().parse_args(argv))
+    report_only = args.pop("report_only")
 
     def run():
         from .study import run_study
 
         cfg = study_config(**args)
-        return run_study(cfg, command=" ".join(["python -m nbp_ext.study", *map(shlex.quote, argv)]))
+        command = " ".join(["python -m nbp_ext.study", *map(shlex.quote, [a for a in argv if a != "--report-only"])])
+        return run_study(cfg, command=command, report_only=report_only)
 
     run_command(run)
 

@@ -27,7 +27,7 @@ class StudyConfig:
     class_shapes: tuple[str, ...] = CLASS_SHAPES  # block shapes of the class-conditional task
     # generator runs: the same for every shape
     model: str = "tiny"
-    steps: int = 1400
+    steps: int = 1500
     batch_size: int = 16
     lr: float = 3e-3
     warmup: int = 50

@@ -80,6 +80,9 @@ def write_report(docs: Path, summary: dict[str, list[dict]], refs: dict, context
         "# Reproduction: next-block against next-token prediction at equal training compute", "",
         f"Machine: {context['machine']}. Date: {context['date']}. Command: `{context['command']}` "
         f"({context['minutes']:.0f} minutes of compute in all).", "",
+        *([f"Not run yet: {', '.join(context['missing'])} (`{context['continue']}` trains them and writes this "
+           "report again); the shapes that miss a seed show that seed's numbers alone.", ""]
+          if context.get("missing") else []),
         "The paper's claim has two halves: generating a block of tokens per step is about 11x faster than a "
         "token per step, and at equal training compute the videos are as good or better (FVD 25.5 against "
         "29.0 on K600 for 700M parameters; blocks of 1, 16, 32, 64 and 256 tokens give FVD 29.0, 25.5, 32.1, "
@@ -120,7 +123,8 @@ def write_report(docs: Path, summary: dict[str, list[dict]], refs: dict, context
     lines += [f"![quality against block size]({rel['quality']})", "", f"![speed against block size]({rel['speed']})", "",
               "## Reproducing", "",
               f"`{context['command']}` writes the runs to `{context['out']}` (one folder per run, kept and skipped when "
-              "run again) and this page with its figures; `--help` lists the options.", ""]
+              "run again; each holds the generator, its training log and a grid of its videos in `samples/`), every "
+              "number in `results.json` there, and this page with its figures; `--help` lists the options.", ""]
     path = docs / REPORT
     path.write_text("\n".join(lines))
     return path

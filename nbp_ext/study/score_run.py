@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from ..data import TokenDataset
 from ..evaluate.scoring import generated_videos, score
 from ..generate import generate
 from ..generate.sampling_config import recorded_sampling
 from ..runs import load_run
-from ..data import TokenDataset
 from ..train.generator import evaluate as held_out_loss
 from .config import StudyConfig
 from .frame_metrics import per_frame_scores
@@ -77,7 +78,7 @@ def score_run(cfg: StudyConfig, spec: RunSpec, run_dir: Path, tokens: Path, held
               "block_len": mcfg.block_len, "steps_per_video": mcfg.num_steps, "params": model.num_params(),
               "tokens_seen": cfg.steps * cfg.batch_size * mcfg.layout.seq_len,  # the clips' codes, context included
               "held_out_loss": loss["loss"], "loss_per_latent_frame": loss["per_frame"], "uniform_loss": loss["uniform"],
-              "sampling": vars(sampling).copy(), "videos": count}
+              "sampling": asdict(sampling), "videos": count}
     row, _ = score(judge, videos, labels, reference_features, held.class_names or None)
     row.pop("per_class", None)
     record["judge"] = row

@@ -53,8 +53,9 @@ def _run_summary(record: dict) -> str:
     return ", ".join(parts)
 
 
-def run_study(cfg: StudyConfig, command: str, log: Callable[[str], None] = _say) -> Path:
-    """Run (or continue) the study; returns the report's path."""
+def run_study(cfg: StudyConfig, command: str, log: Callable[[str], None] = _say, report_only: bool = False) -> Path:
+    """Run (or continue) the study; returns the report's path. ``report_only``: train nothing, write the
+    report from the runs finished so far (it names the ones still missing)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, cfg.settings())
@@ -73,13 +74,16 @@ def run_study(cfg: StudyConfig, command: str, log: Callable[[str], None] = _say)
     reference_features = refs.pop("_reference_features")
 
     progress = StudyProgress(len(runs), log)
-    records = []
+    records, missing = [], []
     for i, spec in enumerate(runs):
         run_dir = out / RUNS / spec.name
         done = read_record(run_dir / DONE)
         if done is not None:
             progress.skipped(i, spec.name, done.get("seconds"))
             records.append(done)
+            continue
+        if report_only:
+            missing.append(spec.name)
             continue
         progress.begin(i, spec.name, f"{spec.task} task, {spec.shape} blocks, seed {spec.seed}")
         trained = train_run(cfg, spec, shared, grid, run_dir, parser, log)
@@ -95,7 +99,13 @@ def run_study(cfg: StudyConfig, command: str, log: Callable[[str], None] = _say)
     summary = summarise_all(records, SHAPE_NAMES)
     seconds = (shared.scores.get("seconds", 0) + shared.scores.get("tokenize_seconds", 0)
                + judge_record.get("seconds", 0) + sum(r["seconds"] for r in records))
+    if not records:
+        raise ValueError(f"--report-only: no finished run in {out / RUNS} to report")
+    if missing:
+        log(f"study: reporting {len(records)} of {len(runs)} runs; not run yet: {', '.join(missing)}")
     context = report_context(cfg, command, shared, judge_record, records, grid, device, seconds)
+    context["missing"] = missing
+    context["continue"] = command
     write_record(out / RESULTS, {"context": context, "references": refs, "summary": summary, "runs": records})
     docs = Path(cfg.docs)
     figures = write_plots(summary, refs, grid, docs / FIGURES)

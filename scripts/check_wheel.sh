@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 "$work/tools/bin/python" -m pip install -q build
 "$work/tools/bin/python" -m build --wheel --outdir "$work/dist" . > "$work/build.log" 2>&1 || { tail -50 "$work/build.log"; exit 1; }
 grep '^nbp:' "$work/build.log" || true
-wheel=$(ls "$work"/dist/generator-*.whl)
+wheel=$(ls "$work"/dist/nbp-*.whl)
 echo "check_wheel: built $(basename "$wheel")"
 
 "$PYTHON" -m venv "$work/env"

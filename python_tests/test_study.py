@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbp_ext.study.aggregate import spread, summarise
-from nbp_ext.study.findings import _frame_list, claims, compare
+from nbp_ext.study.findings import _frame_list, claims, compare, scale_note
 from nbp_ext.study.shapes import block_shape, paper_fvd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,10 +163,19 @@ def test_comparisons_count_a_difference_only_where_the_seeds_ranges_are_apart():
     said = claims({"frames": [ntp, close, apart]})
     assert "as good as or better than a token per step" in said[0] and "**held**" in said[0]
     assert said[1].startswith("Blocks larger than a row lose quality")
-    assert "**held** (frame behind the row block on PSNR, Fréchet distance)" in said[1]
+    assert "**held** (as in the paper, frame behind the row block on PSNR, Fréchet distance)" in said[1]
     said = claims({"frames": [ntp, apart | {"shape": "row", "block_len": 8}, close | {"shape": "frame", "block_len": 64}]})
     assert "**did not hold** (NTP ahead on PSNR, Fréchet distance)" in said[0]
-    assert "**did not hold** (frame not behind the row block, ahead on PSNR, Fréchet distance)" in said[1]
+    assert "**did not hold** (unlike the paper, frame not behind the row block, ahead on PSNR, Fréchet distance)" in said[1]
+    lossy = _row("row", 8, psnr=[20.3, 20.6], frechet=[4.0, 5.5], held_out_loss=[2.0, 2.1])
+    said = claims({"frames": [ntp | {"held_out_loss": spread([1.5, 1.6])}, lossy]})
+    assert "**held** (NTP has the lower held-out loss, 1.550 against 2.050 nats/token)" in said[0]
+    note = scale_note({"frames": [ntp, close], "class": [ntp | {"accuracy": spread([0.2, 0.3])}]},
+                      {"last_frame_held": {"psnr": 21.0}, "real": {"accuracy": 0.9}})
+    assert note == ["Scale: the best frame-prediction PSNR (row, 20.45 dB) stays below holding the last context frame "
+                    "(21.00 dB); the judge recognises the asked class in at most 0.25 of the class-conditional videos "
+                    "(token) against 0.90 of real clips. The verdicts compare generators of this size and training "
+                    "length with each other; they are not the paper's scale."]
     assert _frame_list([5, 6, 7, 9, 11, 12]) == "frames 5-7, 9, 11-12"
 
 

@@ -76,7 +76,7 @@ def generate_tokens(model, cond=None, *, num_videos: int | None = None, seed: in
     def draw(logits: torch.Tensor, step: int) -> torch.Tensor:
         c, u = (logits[:B], logits[B:]) if guided else (logits, None)
         return sample_block(c.float(), seed, step, s.temperature, top_k, s.top_p,
-                            s.guidance_scale if guided else None, u if u is None else u.float(), check=False)
+                            s.guidance_scale if guided else None, None if u is None else u.float(), check=False)
 
     def feed(tokens: torch.Tensor, pos: int) -> torch.Tensor:
         return decode_block(model, torch.cat([tokens, tokens]) if guided else tokens, pos, caches)

@@ -14,8 +14,8 @@ PSNR and SSIM of every predicted frame against the clip's true frames; the judge
 Fréchet distance on the generated videos; generation steps and seconds per video. The report gives
 means and spread over seeds, three figures, and what held of the paper's claims and what did not.
 
-How long: about 75 minutes on 2 idle CPU cores (Intel Xeon with AMX: about 4 minutes per
-generator run of 1500 steps, 2.5 for the tokenizer and the tokens, 2 for the judge); other work on
+How long: about 60 minutes on 2 idle CPU cores (Intel Xeon with AMX: about 3 minutes per
+generator run of 900 steps, 2.5 for the tokenizer and the tokens, 2 for the judge); other work on
 the machine makes it longer. --quick: about 5 minutes (seed 0, frame shapes token, row and frame
 and the two class-conditional ones, 200 steps, 24 videos).
 

@@ -27,7 +27,7 @@ class StudyConfig:
     class_shapes: tuple[str, ...] = CLASS_SHAPES  # block shapes of the class-conditional task
     # generator runs: the same for every shape
     model: str = "tiny"
-    steps: int = 1500
+    steps: int = 900
     batch_size: int = 16
     lr: float = 3e-3
     warmup: int = 50
@@ -36,7 +36,7 @@ class StudyConfig:
     # the clips and the shared tokenizer and judge
     frames: int = 17
     train_clips: int = 8000
-    videos: int = 96  # held-out clips scored per run (and generated videos per class-conditional run)
+    videos: int = 64  # held-out clips scored per run (and generated videos per class-conditional run)
     tokenizer_steps: int = 2000
     judge_steps: int = 1500
     timing_videos: int = 3  # videos generated one at a time to time a video's generation

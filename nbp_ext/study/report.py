@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .findings import claims, class_task_findings, frame_task_findings
+from .findings import claims, class_task_findings, frame_task_findings, scale_note
 from .shapes import paper_fvd
 
 FIGURES = "reproduction"  # <docs>/reproduction/*.png
@@ -97,7 +97,7 @@ def write_report(docs: Path, summary: dict[str, list[dict]], refs: dict, context
         f"`nbp_ext.evaluate` ({context['judge']}); its Fréchet distance is not the FVD of papers, it compares "
         "the runs of this study with each other.", "",
         "## What held and what did not", "",
-        *(f"- {c}" for c in claims(summary)), "",
+        *(f"- {c}" for c in claims(summary) + scale_note(summary, refs)), "",
     ]
     if summary.get("frames"):
         lines += [

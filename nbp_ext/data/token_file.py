@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..records import write_record
+
 TOKENS, INDEX, META, VIDEOS = "tokens.npy", "index.npy", "meta.json", "videos.txt"
 META_KEYS = ("num_items", "latent_shape", "vocab_size", "dtype", "done", "rows", "complete")
 
@@ -31,12 +33,6 @@ def read_meta(path: Path) -> dict:
     if missing:
         raise ValueError(f"{path}: lacks {missing}; run python -m nbp_ext.tokenize --overwrite")
     return meta
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 class TokenFileWriter:
@@ -91,7 +87,7 @@ class TokenFileWriter:
         self.tokens.flush()
         self.index.flush()
         self.meta["done"], self.meta["complete"] = int(done), bool(complete)
-        _write_json_atomic(self.dir / META, self.meta)
+        write_record(self.dir / META, self.meta)
 
 
 class TokenDataset(Dataset):

@@ -53,7 +53,7 @@ from ..runs import load_run
 from ..train.distributed import DistInfo, barrier, cleanup, setup_distributed
 from .frechet import frechet_distance
 from .fvd import DEFAULT, PRESETS, describe, i3d_features, protocol_gaps
-from .i3d_weights import SOURCES, check_sha256_arg, load_i3d
+from .i3d_weights import SOURCES, load_i3d
 from .judge import get_classifier, run_data_config
 from .scoring import SETS, empty_videos, generated_videos, make_row, read_share, reconstructions, share_scores
 from .shards import gather_rows, share
@@ -112,7 +112,6 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> dict | None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.i3d_sha256 is not None and not args.i3d:
         raise ValueError("--i3d-sha256 is the hash of the --i3d file: give --i3d too")
-    check_sha256_arg(args.i3d_sha256)
     protocol = PRESETS[args.fvd_preset] if args.fvd_preset else DEFAULT
     device = dist.device
     loaded = load_i3d(args.i3d, args.i3d_sha256, device) if args.i3d else None

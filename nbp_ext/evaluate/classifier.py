@@ -83,4 +83,6 @@ class ClipClassifier(nn.Module, PretrainedMixin):
             feats.append(f.cpu())
             preds.append(self.head(f).argmax(dim=1).cpu())
         self.train(was_training)
+        if not feats:  # no videos (a process's empty share)
+            return torch.zeros(0, self.head.in_features), torch.zeros(0, dtype=torch.int64)
         return torch.cat(feats), torch.cat(preds)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..data.builder import DataConfig
+from ..records import write_record
 from .classifier import ClipClassifier
 from .train_classifier import ClassifierTraining, train_classifier
 
@@ -50,6 +51,19 @@ def load_classifier(folder: Path, data: DataConfig, device: torch.device) -> tup
     return model, record
 
 
+def cached_classifier(folder: Path, data: DataConfig, training: ClassifierTraining, device: torch.device,
+                      progress: bool = True, log=print) -> tuple[ClipClassifier, dict, bool]:
+    """(classifier, its record, whether it was trained before): the one kept in ``folder``, trained
+    and saved there first unless its record (written last, the done marker) is there."""
+    if (folder / RECORD).is_file():
+        model, record = load_classifier(folder, data, device)
+        return model, record, True
+    model, record = train_classifier(data, training, device, progress=progress, log=log)
+    model.save_pretrained(folder)
+    write_record(folder / RECORD, record)
+    return model.eval(), record, False
+
+
 def get_classifier(args, data: DataConfig, device: torch.device, log=print) -> tuple[ClipClassifier, dict, Path]:
     if args.classifier:
         folder = Path(args.classifier)
@@ -57,12 +71,7 @@ def get_classifier(args, data: DataConfig, device: torch.device, log=print) -> t
         return model, record, folder
     training = ClassifierTraining(steps=args.classifier_steps, clips=args.classifier_clips)
     folder = Path(args.runs_root) / f"classifier-{classifier_key(data, training)}"
-    if (folder / RECORD).is_file():
-        model, record = load_classifier(folder, data, device)
-        log(f"classifier: {folder} (held-out accuracy {record['held_out_accuracy']:.3f})")
-        return model, record, folder
-    model, record = train_classifier(data, training, device, progress=not args.no_progress)
-    model.save_pretrained(folder)
-    (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    log(f"classifier: saved to {folder}")
+    model, record, before = cached_classifier(folder, data, training, device, progress=not args.no_progress, log=log)
+    log(f"classifier: {folder} (held-out accuracy {record['held_out_accuracy']:.3f})" if before
+        else f"classifier: saved to {folder}")
     return model, record, folder

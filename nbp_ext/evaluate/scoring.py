@@ -98,10 +98,7 @@ def read_share(dataset, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
 def share_scores(classifier: ClipClassifier, loaded, protocol, videos: torch.Tensor, args, progress: bool,
                  name: str) -> dict[str, torch.Tensor]:
     """This process's share of one set: the classifier's features and predictions, and the I3D features."""
-    if videos.shape[0]:
-        feats, pred = classifier.predict(videos)
-    else:
-        feats, pred = torch.zeros(0, 4 * classifier.config.width), torch.zeros(0, dtype=torch.int64)
+    feats, pred = classifier.predict(videos)
     out = {"feats": feats, "pred": pred}
     if loaded is not None:
         out["i3d"] = i3d_features(loaded.model, videos, protocol, args.fvd_batch_size, progress, f"I3D {name}")

@@ -23,7 +23,7 @@ from ..evaluate.scoring import score
 from ..evaluate.train_classifier import read_clips, split_dataset, to_float
 from ..generate.videos import decode
 from .frame_metrics import hold_last_frame, per_frame_scores
-from .records import read_record, write_record
+from ..records import read_record, write_record
 from .tokens import SharedTokens
 
 REFERENCES = "references.json"  # <out>/references.json
@@ -57,16 +57,15 @@ def held_out(shared: SharedTokens, count: int) -> HeldOut:
 @torch.no_grad()
 def references(out: Path, held: HeldOut, tokenizer, judge, first_predicted: int, batch_size: int = 48) -> dict:
     """The reference rows (cached in <out>/references.json); also the real clips' judge features."""
-    feats = judge.predict(held.videos)[0]
+    names = held.class_names or None
+    real, feats = score(judge, held.videos, held.labels, None, names)
     saved = read_record(out / REFERENCES)
     if saved is not None:
         return {**saved, "_reference_features": feats}
     device = next(tokenizer.parameters()).device
     recon = torch.cat([decode(tokenizer, held.codes[i : i + batch_size].to(device)).float().cpu()
                        for i in range(0, held.codes.shape[0], batch_size)])
-    names = held.class_names or None
-    rows = {}
-    rows["real"], _ = score(judge, held.videos, held.labels, None, names)
+    rows = {"real": real}
     rows["real_other"], _ = score(judge, held.others, held.other_labels, feats, names)
     rows["tokenizer"], _ = score(judge, recon, held.labels, feats, names)
     rows["tokenizer"].update(per_frame_scores(recon, held.videos, first_predicted))

@@ -1,33 +1,12 @@
-"""The study's JSON records: done markers, results, the settings an output folder was made with.
-
-A record is written to a temporary file and renamed into place, so a study killed while writing
-leaves either the old record or the new one, never half of one; a step whose record exists is done.
-"""
+"""The settings a study's output folder was made with: a study continues only with the same ones."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
+from ..records import read_record, write_record
+
 SETTINGS = "study.json"  # <out>/study.json: the settings the folder's runs were made with
-
-
-def write_record(path: Path, record: dict) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.name + ".tmp")
-    scratch.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(scratch, path)
-    return path
-
-
-def read_record(path: Path) -> dict | None:
-    """The record at ``path``, or None where there is none (or only a damaged one: the step runs again)."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def check_settings(out: Path, settings: dict) -> None:

@@ -32,11 +32,6 @@ def block_shape(name: str, grid: tuple[int, int, int]) -> tuple[int, int, int]:
     return shapes[name]
 
 
-def block_len(shape: tuple[int, int, int]) -> int:
-    bt, bh, bw = shape
-    return bt * bh * bw
-
-
 def block_arg(shape: tuple[int, int, int]) -> str:
     """The generator stage's --block value."""
     return ",".join(str(x) for x in shape)

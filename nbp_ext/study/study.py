@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..data import TokenDataset
 from ..models import VideoTokenizer
+from ..records import read_record, write_record
 from ..train.distributed import pick_device
 from .aggregate import summarise_all
 from .config import StudyConfig
@@ -23,7 +24,7 @@ from .judge import shared_judge
 from .plan import study_runs
 from .plots import write_plots
 from .progress import StudyProgress, minutes
-from .records import check_settings, read_record, write_record
+from .records import check_settings
 from .report import FIGURES, write_report
 from .score_run import score_run
 from .shapes import SHAPE_NAMES

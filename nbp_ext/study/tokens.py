@@ -19,7 +19,7 @@ from ..data.builder import DataConfig
 from ..evaluate.judge import run_data_config
 from ..runs import TOKENIZER_DIR, TOKENS_DIR
 from .config import StudyConfig
-from .records import read_record, write_record
+from ..records import read_record, write_record
 from .stage_run import run_stage
 
 FOLDER = "tokenizer"  # <out>/tokenizer: the tokenizer stage's run folder, with tokens/ inside

@@ -15,7 +15,7 @@ from typing import Callable
 
 from .config import StudyConfig
 from .plan import RunSpec
-from .records import read_record, write_record
+from ..records import read_record, write_record
 from .shapes import block_arg, block_shape
 from .stage_run import run_stage
 from .tokens import SharedTokens

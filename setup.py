@@ -126,7 +126,7 @@ setup(
     install_requires=[f"torch>={torch_target()}", "numpy", "av", "safetensors", "tqdm", "matplotlib"],
     extras_require={
         "export": ["onnx", "onnxruntime", "onnxscript"],
-        "test": ["pytest", "hypothesis", "scipy", "onnx", "onnxruntime", "onnxscript"],
+        "test": ["pytest", "pytest-timeout", "hypothesis", "scipy", "onnx", "onnxruntime", "onnxscript"],
     },
     ext_modules=[CMakeExtension("nbp_ext._C")],
     cmdclass={"build_ext": CMakeBuild},

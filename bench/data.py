@@ -5,11 +5,15 @@
 Rows, each in clips (or files) per second on this machine, in one run:
 - decoding alone: every frame of a file decoded, nothing converted (the floor a clip can cost);
 - the reference reader (``read_clip_reference``: decode and convert every frame);
-- the reader (``read_clip``: decode from the key frame before the clip, convert only its frames);
+- the reader (``read_clip``: decode from the key frame before the clip, convert only its frames),
+  with its own one-thread scaler per read (fork-safe), and as it converted before: PyAV's shared
+  per-thread scaler with automatic threads (which deadlocked forked workers);
 - torchcodec's decoder, where it is installed, fetching the clip's frames by index and resizing them
   (PyTorch's decoder, which needs the system's FFmpeg libraries);
-- the training loader (``VideoFileDataset`` + ``DataLoader``, batches of 8) with 0, 1 and 2 workers.
-The last column is a clip's cost against decoding its file.
+- the training loader (``VideoFileDataset`` through ``make_loader``, batches of 8) with 0 workers,
+  and 1 and 2 workers under each start method (``--worker-start``); every epoch starts its workers
+  anew, so the rate includes their start (the time to the first batch is its own column).
+The cost column is a clip's cost against decoding its file.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, print_table  # noqa: E402
 
+from nbp_ext.data import video_reader  # noqa: E402
 from nbp_ext.data.bad_files import collate_clips  # noqa: E402
 from nbp_ext.data.folder import VideoFileDataset  # noqa: E402
+from nbp_ext.data.loader import WORKER_STARTS, LoaderOptions, make_loader  # noqa: E402
 from nbp_ext.data.video_reader import ClipSpec, read_clip, read_clip_reference  # noqa: E402
 
 
@@ -99,6 +105,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--fps", type=float, default=8.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--worker-starts", default=",".join(WORKER_STARTS),
+                    help="start methods of the loader rows, comma separated (fork can hang on some machines "
+                         "with code that is not fork-safe; nbp's reader is)")
     args = ap.parse_args()
     spec = ClipSpec(frames=args.frames, size=args.size, fps=args.fps, position="random")
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,21 +122,40 @@ def main() -> None:
 
         clip_row("reference reader: decode and convert every frame", read_clip_reference)
         clip_row("reader: from the key frame before the clip, its frames converted", read_clip)
+        own = video_reader._to_rgb
+
+        def shared_scaler(scaler, frame, size):  # the conversion before: PyAV's per-thread scaler
+            w, h = video_reader._resized_size(frame.width, frame.height, size)
+            return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+
+        video_reader._to_rgb = shared_scaler
+        try:
+            clip_row("reader, before: PyAV's shared scaler, automatic threads (not fork-safe)", read_clip)
+        finally:
+            video_reader._to_rgb = own
         tc = torchcodec_reader()
         if tc is not None:
             clip_row("torchcodec: frames by index, resized by torch", tc)
         else:
             rows.append(["torchcodec: not installed (or no FFmpeg libraries)", "-", "-"])
+        for row in rows:
+            row.append("-")
         data = VideoFileDataset([(str(p), 0) for p in files], spec)
-        for workers in (0, 1, 2):
-            loader = torch.utils.data.DataLoader(data, batch_size=8, num_workers=workers, collate_fn=collate_clips)
+        starts = args.worker_starts.split(",")
+        for workers, start in [(0, None)] + [(w, s) for s in starts for w in (1, 2)]:
+            loader = make_loader(data, 8, None, LoaderOptions(worker_start=start), workers, collate_fn=collate_clips)
             t0 = time.perf_counter()
-            clips = sum(batch["video"].shape[0] for _ in range(args.repeat) for batch in loader)
+            clips, first = 0, None
+            for _ in range(args.repeat):
+                for batch in loader:
+                    first = first or time.perf_counter() - t0
+                    clips += batch["video"].shape[0]
             rate = clips / (time.perf_counter() - t0)
-            rows.append([f"training loader, {workers} worker(s)", f"{rate:.1f}", f"{decode / rate:.2f}"])
+            name = f"training loader, {workers} worker(s)" + (f", {start}" if start else "")
+            rows.append([name, f"{rate:.1f}", f"{decode / rate:.2f}", f"{first:.2f}"])
     print(machine())
     print_table(f"clips of {args.frames}x{args.size}x{args.size} at {args.fps:g} fps from {args.files} 7-second "
-                "320x240 25 fps MPEG-4 AVIs", ["reader", "clips/s", "cost vs decoding the file"], rows)
+                "320x240 25 fps MPEG-4 AVIs", ["reader", "clips/s", "cost vs decoding the file", "first batch (s)"], rows)
 
 
 if __name__ == "__main__":

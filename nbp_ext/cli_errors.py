@@ -2,7 +2,7 @@
 never a traceback unless ``NBP_DEBUG=1`` asks for one.
 
 Exit codes: 0 done; 1 an error the command names (a bad option value, a missing, empty, truncated or
-corrupt file, a config field, too many bad videos); 2 a command line the parser rejects (argparse's
+corrupt file, a config field, too many bad videos, a bounded wait that ran out); 2 a command line the parser rejects (argparse's
 own code); 3 an unexpected failure (a bug: the line says so, ``NBP_DEBUG=1`` shows the traceback);
 130 interrupted by Ctrl-C (training has saved a checkpoint and said how to resume).
 """
@@ -36,7 +36,8 @@ def run_command(main: Callable[[], object]) -> None:
         if debug():
             raise
         sys.exit(EXIT_INTERRUPTED)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError) as e:
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError,
+            TimeoutError) as e:
         if debug():
             raise
         sys.exit(f"error: {one_line(e)}")  # printed on stderr, exit code 1 (EXIT_ERROR)
@@ -47,5 +48,21 @@ def run_command(main: Callable[[], object]) -> None:
     except Exception as e:  # a failure no check foresaw: still one line, marked as a bug
         if debug():
             raise
+        if _between_processes(e):
+            sys.exit(f"error: between the processes: {one_line(e, 500)} (a peer process stopped, or a wait ran past "
+                     "--dist-timeout)")
         print(f"error: unexpected {type(e).__name__}: {one_line(e, 500)} ({DEBUG_ENV}=1 shows where)", file=sys.stderr)
         sys.exit(EXIT_BUG)
+
+
+def _between_processes(e: Exception) -> bool:
+    """A failure of torch.distributed: a collective that timed out, a peer that closed its connection
+    (gloo reports these as plain RuntimeErrors naming itself)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available():
+        return False
+    if isinstance(e, dist.DistError):
+        return True
+    text = str(e).lower()
+    return (isinstance(e, RuntimeError) and dist.is_initialized()
+            and any(mark in text for mark in ("gloo", "nccl", "connection closed by peer", "connection reset")))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .data import (BadFileTracker, DataConfig, TokenFileWriter, VideoFileDataset, add_data_arguments, build_dataset,
-                   build_loader)
+from .data import (BadFileTracker, DataConfig, LoaderOptions, TokenFileWriter, VideoFileDataset, add_data_arguments,
+                   add_loader_arguments, build_dataset, build_loader)
 from .cli_errors import run_command
 from .data.clip_cache import CachedClipDataset
 from .models import VideoTokenizer
@@ -34,8 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <tokenizer run>/tokens); one subfolder per split")
     p.add_argument("--splits", default="train,val", help="comma-separated splits to extract (train, val)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--num-workers", type=int, default=None,
-                   help="DataLoader worker processes (default: all cores but one for video files, none for rendered clips)")
+    add_loader_arguments(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--overwrite", action="store_true", help="start over instead of continuing an existing output")
     p.add_argument("--max-bad-fraction", type=float, default=0.1, help="stop when more than this share of video files is bad")
@@ -70,7 +69,7 @@ def _resolve_data(args: argparse.Namespace, tokenizer_dir: Path) -> DataConfig:
 
 @torch.no_grad()
 def extract_split(model: VideoTokenizer, data_cfg: DataConfig, split: str, out: Path, info: dict, batch_size: int,
-                  num_workers: int, device: torch.device, max_bad_fraction: float, stop_after: int | None,
+                  loader_options: LoaderOptions, device: torch.device, max_bad_fraction: float, stop_after: int | None,
                   progress: bool) -> TokenFileWriter:
     dataset = build_dataset(data_cfg, split, position="center")
     names = [p for p, _ in dataset.files] if isinstance(dataset, (VideoFileDataset, CachedClipDataset)) else [str(i) for i in range(len(dataset))]
@@ -80,7 +79,7 @@ def extract_split(model: VideoTokenizer, data_cfg: DataConfig, split: str, out: 
     if writer.complete:
         print(f"{split}: {out} is already complete ({writer.meta['rows']} clips)")
         return writer
-    loader = build_loader(dataset, batch_size, shuffle=False, num_workers=num_workers)
+    loader = build_loader(dataset, batch_size, shuffle=False, options=loader_options)
     loader.sampler.set_epoch(0, skip=writer.done)
     tracker = BadFileTracker(len(dataset), max_bad_fraction) if isinstance(dataset, (VideoFileDataset, CachedClipDataset)) else None
     total_batches = -(-len(dataset) // batch_size)
@@ -116,6 +115,7 @@ def main(args: argparse.Namespace) -> Path:
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ValueError(f"--splits must be a comma-separated subset of {SPLITS}, got {args.splits!r}")
+    loader_options = LoaderOptions(args.num_workers, args.worker_start, args.loader_timeout)
     device = pick_device(args.device)
     model = VideoTokenizer.from_pretrained(tokenizer_dir).to(device).eval()
     model.config.check_clip(data_cfg.frames, data_cfg.size)
@@ -124,7 +124,7 @@ def main(args: argparse.Namespace) -> Path:
     for split in splits:
         if args.overwrite and (out / split).exists():
             shutil.rmtree(out / split)
-        extract_split(model, data_cfg, split, out / split, info, args.batch_size, args.num_workers, device,
+        extract_split(model, data_cfg, split, out / split, info, args.batch_size, loader_options, device,
                       args.max_bad_fraction, args.stop_after, args.progress)
     print(f"tokens in {out} (tokenizer {tokenizer_dir})")
     return out

@@ -52,7 +52,7 @@ def free_port() -> int:
 def make_token_run(root: Path, frames: int = 9, train_clips: int = 16, val_clips: int = 4) -> Path:
     """``root/tokenizer`` (an untrained tiny tokenizer, 625 codes) and ``root/tokens`` (synthetic
     ``frames``x32x32 clips); returns ``root``."""
-    import subprocess
+    import procs
     import sys
 
     import torch
@@ -61,7 +61,7 @@ def make_token_run(root: Path, frames: int = 9, train_clips: int = 16, val_clips
 
     torch.manual_seed(0)
     VideoTokenizer.from_name("tiny", fsq_levels=(5, 5, 5, 5)).save_pretrained(root / "tokenizer")
-    subprocess.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
+    procs.run([sys.executable, "-m", "nbp_ext.tokenize", "--tokenizer", str(root / "tokenizer"), "--out",
                     str(root / "tokens"), "--dataset", "synthetic", "--size", "32", "--frames", str(frames),
                     "--train-clips", str(train_clips), "--val-clips", str(val_clips), "--no-progress"],
                    check=True, cwd=REPO, capture_output=True)
@@ -71,11 +71,11 @@ def make_token_run(root: Path, frames: int = 9, train_clips: int = 16, val_clips
 def make_generator_run(root: Path, train_clips: int = 16, val_clips: int = 4, name: str = "run") -> Path:
     """``make_token_run`` (9x32x32 clips) and ``root/<name>``, a generator run of 2 steps with a
     checkpoint after each."""
-    import subprocess
+    import procs
     import sys
 
     make_token_run(root, 9, train_clips, val_clips)
-    subprocess.run([sys.executable, "-m", "nbp_ext.train", "generator", "--tokens", str(root / "tokens"), "--run-dir",
+    procs.run([sys.executable, "-m", "nbp_ext.train", "generator", "--tokens", str(root / "tokens"), "--run-dir",
                     str(root / name), "--steps", "2", "--batch-size", "4", "--eval-every", "100", "--sample-every",
                     "100", "--ckpt-every", "1", "--no-progress"], check=True, cwd=REPO, capture_output=True)
     return root / name

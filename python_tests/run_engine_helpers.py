@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCHER = ROOT / "run_engine"
@@ -93,12 +94,12 @@ def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max
 def ensure_built() -> str | None:
     """None when ./run_engine runs, else the reason (its output)."""
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}  # whose onnxruntime wheel to use
-    r = subprocess.run([str(LAUNCHER), "--help"], capture_output=True, text=True, timeout=900, env=env)
+    r = procs.run([str(LAUNCHER), "--help"], capture_output=True, text=True, timeout=900, env=env)
     return None if r.returncode == 0 else f"./run_engine --help failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
 
 
 def run_engine(*args, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LAUNCHER), "--threads", "2", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return procs.run([str(LAUNCHER), "--threads", "2", *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 def read_tokens(path, grid=GRID) -> np.ndarray:

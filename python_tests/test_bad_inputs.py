@@ -7,13 +7,13 @@ the same ``run_command`` the commands' entry points use; the files they need are
 """
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import make_generator_run
 
 from nbp_ext.cli_errors import run_command
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,23 +29,23 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (root / "garbage.pth").write_bytes(b"\x00garbage" * 10)
     (root / "text.txt").write_text("hello")
     bad_tok = root / "bad-tokenizer"
-    subprocess.run(["cp", "-r", str(root / "tokenizer"), str(bad_tok)], check=True)
+    procs.run(["cp", "-r", str(root / "tokenizer"), str(bad_tok)], check=True)
     (bad_tok / "model.safetensors").write_bytes(b"")
     cfg_tok = root / "cfg-tokenizer"
-    subprocess.run(["cp", "-r", str(root / "tokenizer"), str(cfg_tok)], check=True)
+    procs.run(["cp", "-r", str(root / "tokenizer"), str(cfg_tok)], check=True)
     (cfg_tok / "config.json").write_text("[1, 2")
     bad_tokens = root / "bad-tokens"
-    subprocess.run(["cp", "-r", str(root / "tokens"), str(bad_tokens)], check=True)
+    procs.run(["cp", "-r", str(root / "tokens"), str(bad_tokens)], check=True)
     (bad_tokens / "train" / "meta.json").write_text("{")
     bad_state = root / "bad-state"
-    subprocess.run(["cp", "-r", str(root / "run"), str(bad_state)], check=True)
+    procs.run(["cp", "-r", str(root / "run"), str(bad_state)], check=True)
     for ckpt in (bad_state / "checkpoints").glob("step_*"):
         (ckpt / "train_state.json").write_text("not json")
         record = json.loads((ckpt / "complete.json").read_text())
         record["files"]["train_state.json"] = len("not json")
         (ckpt / "complete.json").write_text(json.dumps(record))
     bad_info = root / "bad-info"
-    subprocess.run(["cp", "-r", str(root / "run"), str(bad_info)], check=True)
+    procs.run(["cp", "-r", str(root / "run"), str(bad_info)], check=True)
     (bad_info / "generator.json").write_text("{'single': quotes}")
     f.update(empty=root / "empty", empty_csv=root / "empty.csv", garbage=root / "garbage.pth", text=root / "text.txt",
              bad_tok=bad_tok, cfg_tok=cfg_tok, bad_tokens=bad_tokens, bad_state=bad_state, bad_info=bad_info,

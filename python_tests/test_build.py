@@ -1,6 +1,5 @@
 """The compiled extension: what was built, and the error a missing or stale build gives."""
 
-import subprocess
 import sys
 
 import pytest
@@ -8,6 +7,7 @@ import torch
 
 import nbp_ext
 from nbp_ext import _ext
+import procs
 
 
 def test_build_info_describes_the_build():
@@ -40,7 +40,7 @@ def test_errors_raised_in_cpp_carry_their_numbers():
         "    except ValueError as e:\n"
         "        print(e)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = procs.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.splitlines()
     assert any("[2, 4, 30]" in line and "[2, 4, 31]" in line for line in lines), r.stdout
@@ -64,7 +64,7 @@ def test_missing_extension_says_how_to_rebuild():
         "except ImportError as e:\n"
         "    print(type(e).__name__, e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = procs.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("ExtensionNotBuiltError")
     assert "pip install ." in out and "--no-build-isolation" in out
 
@@ -85,7 +85,7 @@ def _load_with_fake_module(attrs: str) -> str:
         "except ImportError as e:\n"
         "    print(type(e).__name__, e)\n"
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return procs.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
 
 def test_module_from_an_older_source_tree_is_stale():

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from nbp_ext.data import (BadFileTracker, ClipSpec, DataConfig, TooManyBadFilesError, VideoError, VideoFileDataset,
-                          build_dataset, build_loader, collate_clips, list_files, read_clip, ucf101_files,
-                          viewing_scale, write_video)
+from nbp_ext.data import (BadFileTracker, ClipSpec, DataConfig, LoaderOptions, TooManyBadFilesError, VideoError,
+                          VideoFileDataset, build_dataset, build_loader, collate_clips, list_files, read_clip,
+                          ucf101_files, viewing_scale, write_video)
 
 
 def make_good_videos(root: Path, write_test_video) -> dict[str, Path]:
@@ -150,7 +150,7 @@ def test_loader_with_workers_skips_and_counts_bad_files(video_tree):
     cfg = DataConfig(dataset="ucf101", root=str(root), frames=9, size=32, fps=8)
     files = [(str(p), 0) for p in sorted(root.rglob("*.*")) if p.is_file()]
     ds = VideoFileDataset(files, ClipSpec(frames=9, size=32, fps=8, position="random"))
-    loader = build_loader(ds, batch_size=3, shuffle=True, num_workers=2)
+    loader = build_loader(ds, batch_size=3, shuffle=True, options=LoaderOptions(num_workers=2))
     messages = []
     class Sink:
         def write(self, s):

@@ -1,7 +1,6 @@
 """``python -m nbp_ext.evaluate``: the Fréchet distance, the judge classifier, and the command on a run."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from nbp_ext.data.builder import DataConfig
 from nbp_ext.evaluate import ClassifierTraining, ClipClassifier, ClipClassifierConfig, frechet_distance, train_classifier
 from nbp_ext.evaluate.__main__ import main as evaluate_main
 from nbp_ext.models import Generator
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,7 +111,7 @@ def test_command_scores_every_set_and_reuses_its_classifier(gen_run, tmp_path, c
 
 def test_command_bad_input(gen_run, tmp_path):
     def fails(*extra: str) -> str:
-        r = subprocess.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(gen_run / "generator"),
+        r = procs.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(gen_run / "generator"),
                             "--runs-root", str(tmp_path), "--no-progress", *extra], cwd=REPO, capture_output=True,
                            text=True)
         assert r.returncode != 0, r.stdout
@@ -122,7 +122,7 @@ def test_command_bad_input(gen_run, tmp_path):
     other.save_pretrained(tmp_path / "c48")
     assert "was trained on 9x48x48 clips, the run's data set has 9x32x32" in fails("--classifier", str(tmp_path / "c48"))
     assert "has no train/meta.json to say which data set it came from: give --tokens" in fails("--tokens", str(tmp_path))
-    r = subprocess.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(tmp_path)], cwd=REPO,
+    r = procs.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(tmp_path)], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode != 0 and "--run must be a generator run folder" in r.stderr
 
@@ -131,7 +131,7 @@ def test_frame_and_unconditional_models(gen_run, tmp_path):
     common = dict(check=True, cwd=REPO, capture_output=True)
     for condition in ("frames", "none"):
         run = tmp_path / condition
-        subprocess.run([sys.executable, "-m", "nbp_ext.train", "generator", "--tokens", str(gen_run / "tokens"), "--run-dir",
+        procs.run([sys.executable, "-m", "nbp_ext.train", "generator", "--tokens", str(gen_run / "tokens"), "--run-dir",
                         str(run), "--model", "tiny", "--condition", condition, "--context-frames", "1", "--steps",
                         "1", "--batch-size", "4", "--eval-every", "100", "--sample-every", "100", "--no-progress"],
                        **common)

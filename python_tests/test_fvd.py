@@ -6,7 +6,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from nbp_ext.evaluate.__main__ import main as evaluate_main
 from nbp_ext.evaluate.fvd import i3d_features, prepare, protocol_gaps
 from nbp_ext.evaluate.i3d import same_padding
 from nbp_ext.models.pretrained import file_sha256
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -365,7 +365,7 @@ def test_command_stops_on_a_bad_weight_file_with_one_line(small_run, tmp_path):
     torch.jit.save(torch.jit.script(PooledI3D()), str(tmp_path / "other.pt"))
     for name, message in (("none.pt", "no such file"), ("cut.pt", "is a state dict but not in the layout"),
                           ("other.pt", "is TorchScript with SHA-256")):
-        r = subprocess.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(small_run), "--runs-root",
+        r = procs.run([sys.executable, "-m", "nbp_ext.evaluate", "--run", str(small_run), "--runs-root",
                             str(tmp_path), "--i3d", str(tmp_path / name)], cwd=REPO, capture_output=True, text=True)
         assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
         assert r.stderr.startswith(f"error: --i3d {tmp_path / name}") and message in r.stderr, r.stderr
@@ -380,10 +380,10 @@ def test_two_processes_give_the_numbers_of_one(small_run, tmp_path, free_port):
               "--classifier-clips", "8", "--runs-root", str(tmp_path), "--no-progress", "--i3d", str(detector),
               "--i3d-sha256", file_sha256(detector)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "nbp_ext.evaluate", *common, "--out", str(tmp_path / "one.json")],
+    one = procs.run([sys.executable, "-m", "nbp_ext.evaluate", *common, "--out", str(tmp_path / "one.json")],
                          cwd=REPO, capture_output=True, text=True, env=env)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+    two = procs.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                           str(free_port), "-m", "nbp_ext.evaluate", *common, "--out", str(tmp_path / "two.json")],
                          cwd=REPO, capture_output=True, text=True, env=env)
     assert two.returncode == 0, two.stderr

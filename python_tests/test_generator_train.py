@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,10 +13,11 @@ from nbp_ext.hardware import native_bf16
 from nbp_ext.models import Generator, VideoTokenizer
 from nbp_ext.train.__main__ import main as train_main
 from nbp_ext.train.checkpoint import complete_checkpoints
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--model", "tiny", "--batch-size", "8", "--warmup", "5", "--log-every", "1", "--no-progress",
-        "--sample-top-k", "50", "--sample-top-p", "0.9", "--start", "learned"]
+        "--sample-top-k", "50", "--sample-top-p", "0.9", "--start-block", "learned"]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
     assert any("loss_pos/000" in l for l in lines)
 
     out = tmp_path / "video.mp4"
-    subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "3", "--num", "2",
+    procs.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "3", "--num", "2",
                     "--seed", "1", "--guidance-scale", "2.0", "--top-k", "50", "--out", str(out), "--save-tokens"],
                    check=True, cwd=REPO, capture_output=True)
     with av.open(str(out)) as f:
@@ -75,7 +75,7 @@ def test_learns_beats_uniform_and_writes_samples(token_run, tmp_path, capsys):
     codes = torch.load(out.with_suffix(".pt"))
     assert codes.shape == (2, 5, 4, 4)
 
-    bad = subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "99", "--out",
+    bad = procs.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "99", "--out",
                           str(tmp_path / "x.mp4")], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "--class must be in [0, 12)" in bad.stderr
 
@@ -117,19 +117,13 @@ def test_two_processes_match_one_with_the_same_global_batch(token_run, tmp_path,
     one, two = tmp_path / "one", tmp_path / "two"
     common = ["--steps", "3", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100",
               "--cond-dropout", "0", "--precision", "fp32"]  # the tolerances below are fp32 reduction-order noise
-    # (torchrun would read --start as an abbreviation of its own --start-method: the start block is
-    # the stage's default here)
-    def without_start(args):
-        i = args.index("--start")
-        return args[:i] + args[i + 2:]
-
-    args_one = without_start(generator_args(token_run, one, *common))
+    args_one = generator_args(token_run, one, *common)  # with --start-block, which torchrun passes on
     args_one[args_one.index("--batch-size") + 1] = "8"
     train_main(args_one)
-    args_two = without_start(generator_args(token_run, two, *common))
+    args_two = generator_args(token_run, two, *common)
     args_two[args_two.index("--batch-size") + 1] = "4"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
+    proc = procs.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port),
                            "-m", "nbp_ext.train", *args_two], cwd=REPO, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # AdamW can turn reduction-order noise in a near-zero gradient into a step of up to 2 x lr (3e-3) per
@@ -168,7 +162,7 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
     long = write_test_video(tmp_path / "long.mp4", 8, 32, 32, 8, "libx264")
 
     def sample(*args):
-        return subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--top-k", "50",
+        return procs.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--top-k", "50",
                                "--out", str(tmp_path / "out.mp4"), *args], cwd=REPO, capture_output=True, text=True)
 
     r = sample("--context", str(long), "--tokenizer", str(other))
@@ -185,7 +179,7 @@ def test_sample_command_errors(token_run, tmp_path, write_test_video):
 
 def test_hybrid_start_trains_samples_and_exports(token_run, tmp_path):
     run = tmp_path / "hybrid"
-    train_main(generator_args(token_run, run, "--start", "hybrid", "--steps", "2", "--eval-every", "2",
+    train_main(generator_args(token_run, run, "--start-block", "hybrid", "--steps", "2", "--eval-every", "2",
                         "--sample-every", "2", "--ckpt-every", "2", "--sample-top-p", "1.0", "--sample-guidance-scale", "3"))
     assert Generator.from_pretrained(run / "generator").config.start == "hybrid"
     assert list((run / "samples").glob("*.mp4"))
@@ -208,7 +202,7 @@ def test_sample_command_defaults_to_the_runs_sampling(token_run, tmp_path):
     info = json.loads((run / "generator.json").read_text())
     assert info["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "guidance_scale": 2.0}
     out = tmp_path / "v.mp4"
-    subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "2", "--num", "2",
+    procs.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "2", "--num", "2",
                     "--seed", "4", "--guidance-scale", "2.0", "--out", str(out), "--save-tokens"],
                    check=True, cwd=REPO, capture_output=True)
     model = Generator.from_pretrained(run / "generator").eval()
@@ -227,7 +221,7 @@ def test_sample_command_in_bf16(token_run, tmp_path):
     train_main(generator_args(token_run, run, "--steps", "2", "--eval-every", "100", "--sample-every", "100",
                         "--ckpt-every", "2"))
     out = tmp_path / "v.mp4"
-    r = subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "1", "--num", "2",
+    r = procs.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "1", "--num", "2",
                         "--seed", "3", "--precision", "bf16", "--device", "cpu", "--out", str(out), "--save-tokens"],
                        cwd=REPO, capture_output=True, text=True)
     if not native_bf16(torch.device("cpu")):

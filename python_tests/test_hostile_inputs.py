@@ -2,7 +2,6 @@
 defined result; never a traceback, a crash or a silently wrong answer."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from conftest import make_generator_run
 
 from nbp_ext.models import Generator, VideoTokenizer
 from nbp_ext.ops import block_causal_attention, block_causal_attention_ref
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def run(tmp_path_factory) -> Path:
 
 
 def _sample_error(run: Path, *extra: str, tmp_path: Path) -> str:
-    proc = subprocess.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "1", "--num", "1",
+    proc = procs.run([sys.executable, "-m", "nbp_ext.sample", "--run", str(run), "--class", "1", "--num", "1",
                            "--out", str(tmp_path / "v.mp4"), *extra], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
@@ -51,7 +51,7 @@ def _sample_error(run: Path, *extra: str, tmp_path: Path) -> str:
 
 
 def _copy(run: Path, dest: Path) -> Path:
-    subprocess.run(["cp", "-r", str(run), str(dest)], check=True)
+    procs.run(["cp", "-r", str(run), str(dest)], check=True)
     return dest
 
 

@@ -2,7 +2,6 @@
 pipeline on a folder of class folders with broken files in it."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from nbp_ext.data.builder import default_workers
 from nbp_ext.data.clip_cache import CachedClipDataset, build_clip_cache, cache_folder
 from nbp_ext.data.video_reader import read_all_frames, read_clip, read_clip_reference
 from nbp_ext.train.checkpoint import complete_checkpoints
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("Jump", "Run", "Wave")
@@ -85,7 +85,7 @@ def test_loaders_decode_video_files_in_workers(tmp_path, write_test_video):
 
 def test_whole_pipeline_on_a_folder_of_videos(tmp_path, write_test_video):
     root = _folder(tmp_path / "ucf", write_test_video, broken=2)
-    proc = subprocess.run([sys.executable, "-m", "nbp_ext.train", "--dataset", "ucf101", "--data-root", str(root),
+    proc = procs.run([sys.executable, "-m", "nbp_ext.train", "--dataset", "ucf101", "--data-root", str(root),
                            "--time-limit", "1", "--max-bad-fraction", "0.2"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -106,12 +106,12 @@ def test_whole_pipeline_on_a_folder_of_videos(tmp_path, write_test_video):
 
 def test_too_many_bad_files_is_one_line(tmp_path, write_test_video):
     root = _folder(tmp_path / "ucf", write_test_video, broken=6)
-    proc = subprocess.run([sys.executable, "-m", "nbp_ext.train", "--dataset", "ucf101", "--data-root", str(root)],
+    proc = procs.run([sys.executable, "-m", "nbp_ext.train", "--dataset", "ucf101", "--data-root", str(root)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: 6 of 27 video files are bad, more than --max-bad")
     assert not (tmp_path / "runs").exists()  # found before any training
-    proc = subprocess.run([sys.executable, "-m", "nbp_ext.train", "tokenizer", "--dataset", "ucf101", "--data-root",
+    proc = procs.run([sys.executable, "-m", "nbp_ext.train", "tokenizer", "--dataset", "ucf101", "--data-root",
                            str(root), "--frames", "9", "--size", "32", "--batch-size", "4", "--steps", "20",
                            "--no-progress", "--run-dir", str(tmp_path / "run"), "--num-workers", "0"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -28,6 +28,7 @@ from nbp_ext.plan.measure import measure_step
 from nbp_ext.plan.memory import ModelCounts, max_batch, peak_bytes, state_bytes
 from nbp_ext.plan.meta_run import meta_peak
 from nbp_ext.plan.models import build_tokenizer
+import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.25
@@ -141,7 +142,7 @@ def test_fsdp_shards_and_max_batch_is_the_largest_that_fits():
 
 
 def run_plan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nbp_ext.plan", *args], cwd=ROOT, capture_output=True, text=True,
+    return procs.run([sys.executable, "-m", "nbp_ext.plan", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
 
 

@@ -6,8 +6,8 @@ every kind of bad input."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,8 +18,9 @@ import torch
 
 from export.manifest import sha256_file
 from nbp_ext.generate import SamplingConfig, generate_tokens
-from run_engine_helpers import (NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, ort_class_tokens, read_tokens,
+from run_engine_helpers import (LAUNCHER, NUM_CLASSES, ROOT, VIDEO, ensure_built, exported, ort_class_tokens, read_tokens,
                                 run_engine)
+import procs
 
 # Exit codes (csrc/runtime/status.h).
 USAGE, MANIFEST, ENGINE, INPUT, RUNTIME, OUTPUT = 2, 3, 4, 5, 6, 7
@@ -331,7 +332,7 @@ def version_check(tmp_path_factory):
     rt = ROOT / "csrc" / "runtime"
     sources = [ROOT / "python_tests" / "cpp" / "trt_version_check.cpp"] + [rt / f for f in
                                                                            ("manifest.cpp", "json.cpp", "sha256.cpp", "trt_version.cpp")]
-    r = subprocess.run(["g++", "-std=c++17", "-O0", "-Wall", "-Wextra", "-Werror", f"-I{rt}", *map(str, sources), "-o", str(exe)],
+    r = procs.run(["g++", "-std=c++17", "-O0", "-Wall", "-Wextra", "-Werror", f"-I{rt}", *map(str, sources), "-o", str(exe)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return exe
@@ -351,6 +352,21 @@ def test_engines_of_another_tensorrt_major_are_refused(copy, version_check, buil
         m["files"]["step.engine"] = "0" * 64
         m["tensorrt_version"] = built_with
     edit_manifest(copy, edit)
-    r = subprocess.run([str(version_check), str(copy), running], capture_output=True, text=True)
+    r = procs.run([str(version_check), str(copy), running], capture_output=True, text=True)
     assert r.returncode == code, r.stderr
     assert needle in r.stderr
+
+
+@pytest.mark.parametrize("stage", ["the block-step graph", "loading the engines"])
+def test_a_stuck_backend_ends_within_the_step_timeout(cls, tmp_path, stage):
+    """A graph run (or the engine loading) that never returns, as a hung backend's would, ends the
+    program with one line and exit code 6 within --step-timeout."""
+    out, *_ = cls
+    env = {**os.environ, "NBP_RUN_ENGINE_STALL": stage}
+    r = procs.run([str(LAUNCHER), "--engines", str(out), "--output", str(tmp_path / "v.y4m"), "--step-timeout", "2",
+                   "--quiet"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 6, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"run_engine: error: {stage} has not finished in 2 s (--step-timeout 2): "
+                                                 "the backend or device is stuck"), r.stderr
+    bad = run_engine("--engines", out, "--output", tmp_path / "w.y4m", "--step-timeout", "0.5")
+    assert bad.returncode == 2 and "--step-timeout: expected seconds >= 1 and <= 86400, got '0.5'" in bad.stderr

@@ -11,6 +11,7 @@ import pytest
 from nbp_ext.study.aggregate import spread, summarise
 from nbp_ext.study.findings import _frame_list, claims, compare, scale_note
 from nbp_ext.study.shapes import block_shape, paper_fvd
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 # The quick study's shapes and tasks, at sizes that train in seconds: the numbers mean nothing, the
@@ -22,7 +23,7 @@ CLASS_SHAPES = ("token", "row")
 
 
 def study(out: Path, docs: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nbp_ext.study", *SMALL, "--out", str(out), "--docs", str(docs), *extra],
+    return procs.run([sys.executable, "-m", "nbp_ext.study", *SMALL, "--out", str(out), "--docs", str(docs), *extra],
                           cwd=REPO, capture_output=True, text=True)
 
 
@@ -36,7 +37,7 @@ def first_study(tmp_path_factory):
 
 
 def test_help_says_what_how_long_and_where():
-    result = subprocess.run([sys.executable, "-m", "nbp_ext.study", "--help"], cwd=REPO, capture_output=True, text=True)
+    result = procs.run([sys.executable, "-m", "nbp_ext.study", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     for words in ("next-token prediction", "minutes on 2 idle CPU cores", "--quick", "runs/study", "reproduction.md",
@@ -117,7 +118,7 @@ def test_report_only_reports_the_finished_runs_and_names_the_missing(first_study
 
 def test_other_settings_in_the_same_folder_are_refused(first_study):
     out, docs, _ = first_study
-    result = subprocess.run([sys.executable, "-m", "nbp_ext.study", *SMALL, "--out", str(out), "--docs", str(docs),
+    result = procs.run([sys.executable, "-m", "nbp_ext.study", *SMALL, "--out", str(out), "--docs", str(docs),
                              "--steps", "13"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
     assert f"error: --out {out} holds a study made with --steps 12 (now 13)" in result.stderr
@@ -131,7 +132,7 @@ def test_other_settings_in_the_same_folder_are_refused(first_study):
     (["--model", "huge"], "--model must be one of"),
 ])
 def test_bad_options_name_the_option(tmp_path, args, message):
-    result = subprocess.run([sys.executable, "-m", "nbp_ext.study", "--out", str(tmp_path / "o"), *args],
+    result = procs.run([sys.executable, "-m", "nbp_ext.study", "--out", str(tmp_path / "o"), *args],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert not (tmp_path / "o").exists()

@@ -242,7 +242,7 @@ def test_pipeline_presets_override_the_defaults_and_need_no_stage(capsys):
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port):
     """torchrun with 2 CPU processes (gloo) x 1 clip equals 1 process x 2 clips."""
     import os
-    import subprocess
+    import procs
     import sys
 
     common = ["--steps", "2", "--eval-every", "100", "--sample-every", "100", "--ckpt-every", "100",
@@ -251,7 +251,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, free_port)
     args = ["tokenizer", "--run-dir", str(tmp_path / "two"), *SMALL, *common]
     args[args.index("--batch-size") + 1] = "1"
     repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+    proc = procs.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            str(free_port), "-m", "nbp_ext.train", *args], cwd=repo, capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -19,6 +19,7 @@ import torch
 from conftest import make_token_run
 from nbp_ext.models import Generator, VideoTokenizer
 from nbp_ext.train.checkpoint import COMPLETE, complete_checkpoints
+import procs
 
 REPO = Path(__file__).resolve().parents[1]
 # fp32 so that the runs compare to reduction-order noise; no condition dropout, whose draws differ
@@ -40,21 +41,30 @@ def tokens(tmp_path_factory) -> Path:
     return make_token_run(tmp_path_factory.mktemp("tokens"), frames=17, train_clips=64, val_clips=8) / "tokens"
 
 
-def launch(args: list[str], procs: int = 1, **kw) -> subprocess.Popen:
-    """``python -m nbp_ext.train generator ARGS`` in one process or under torchrun with ``procs`` processes,
-    in a session of its own (so that a SIGKILL reaches all of them)."""
-    if procs == 1:
+def launch(args: list[str], nprocs: int = 1, **kw) -> subprocess.Popen:
+    """``python -m nbp_ext.train generator ARGS`` in one process or under torchrun with ``nprocs`` processes,
+    in a session of its own."""
+    if nprocs == 1:
         cmd = [sys.executable, "-m", "nbp_ext.train", "generator", *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--master-port",
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nprocs), "--master-port",
                str(free_port()), "-m", "nbp_ext.train", "generator", *args]
     return subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, **kw)
 
 
-def run(args: list[str], procs: int = 1) -> str:
-    proc = launch(args, procs)
-    out, _ = proc.communicate(timeout=600)
+def finish(proc: subprocess.Popen, timeout: float) -> str:
+    """What ``proc`` printed, once it ends within ``timeout`` s; it and every worker it started are
+    killed in any case (a timeout, or the test's own time limit, leaves nothing behind)."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    finally:
+        procs.kill_tree(proc)
+
+
+def run(args: list[str], nprocs: int = 1) -> str:
+    proc = launch(args, nprocs)
+    out = finish(proc, 600)
     assert proc.returncode == 0, out[-4000:]
     return out
 
@@ -88,7 +98,7 @@ def one_process(tokens, tmp_path_factory) -> Path:
 def test_two_processes_follow_the_one_process_curve(tokens, one_process, tmp_path, parallel):
     two = tmp_path / parallel
     out = run(generator_args(tokens, two, "--batch-size", "4", "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
-                  "--parallel", parallel), procs=2)
+                  "--parallel", parallel), nprocs=2)
     assert f"2 process(es), {parallel}" in out
     torch.testing.assert_close(losses(two), losses(one_process), rtol=1e-4, atol=1e-5)
     assert held_out(two) == pytest.approx(held_out(one_process), rel=1e-4)
@@ -104,13 +114,13 @@ def test_two_processes_follow_the_one_process_curve(tokens, one_process, tmp_pat
                                         (("2", "ddp"), ("2", "fsdp"))])
 def test_resume_on_another_world_size_continues_the_curve(tokens, one_process, tmp_path, first, then):
     run_dir = tmp_path / "run"
-    procs, parallel = int(first[0]), first[1]
-    batch = str(8 // procs)
+    nprocs, parallel = int(first[0]), first[1]
+    batch = str(8 // nprocs)
     args = generator_args(tokens, run_dir, "--batch-size", batch, "--steps", "8", "--ckpt-every", "4", "--eval-every", "8",
                "--stop-at", "4", *(["--parallel", parallel] if parallel else []))
-    run(args, procs=procs)
-    procs, parallel = int(then[0]), then[1]
-    out = run(["--resume", str(run_dir), "--no-progress", *(["--parallel", parallel] if parallel else [])], procs=procs)
+    run(args, nprocs=nprocs)
+    nprocs, parallel = int(then[0]), then[1]
+    out = run(["--resume", str(run_dir), "--no-progress", *(["--parallel", parallel] if parallel else [])], nprocs=nprocs)
     assert f"resumed from {run_dir / 'checkpoints' / 'step_00000004'} (step 4, {first[0]} process(es)" in out
     torch.testing.assert_close(losses(run_dir), losses(one_process), rtol=1e-4, atol=1e-5)
     assert held_out(run_dir) == pytest.approx(held_out(one_process), rel=1e-4)
@@ -124,8 +134,12 @@ def test_two_nodes_rendezvous_on_localhost(tokens, one_process, tmp_path):
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "nbp-test",
                                "-m", "nbp_ext.train", "generator", *args], cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    outs = [node.communicate(timeout=600)[0] for node in nodes]
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True) for _ in range(2)]
+    try:
+        outs = [finish(node, 600) for node in nodes]
+    finally:
+        for node in nodes:
+            procs.kill_tree(node)
     assert all(node.returncode == 0 for node in nodes), "\n".join(o[-2000:] for o in outs)
     torch.testing.assert_close(losses(run_dir), losses(one_process), rtol=1e-4, atol=1e-5)
 
@@ -139,30 +153,9 @@ def test_activation_checkpointing_and_async_checkpoints_keep_the_curve(tokens, o
     assert [p.name for p in complete_checkpoints(run_dir)] == ["step_00000004", "step_00000006", "step_00000008"]
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (torchrun starts its workers in sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _kill(proc: subprocess.Popen) -> None:
     """SIGKILL the launcher and all its workers at once, as a machine failure would."""
-    for pid in [proc.pid, *_descendants(proc.pid)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    procs.kill_tree(proc)
     proc.communicate()
 
 
@@ -193,26 +186,30 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tokens, tmp_path):
     args = ["--batch-size", "4", "--steps", str(steps), "--ckpt-every", str(every), "--eval-every", str(steps),
             "--parallel", "fsdp"]
     straight = tmp_path / "straight"
-    run(generator_args(tokens, straight, *args), procs=2)
+    run(generator_args(tokens, straight, *args), nprocs=2)
 
     run_dir, rng = tmp_path / "killed", random.Random(0)
     kills_in_save = 0
     for attempt in range(6):
         first = attempt == 0
-        proc = launch(generator_args(tokens, run_dir, *args) if first else ["--resume", str(run_dir), "--no-progress"], procs=2)
-        logged = len(_logged_steps(run_dir))
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline and (
-                len(_logged_steps(run_dir)) <= logged or not complete_checkpoints(run_dir)):
-            time.sleep(0.01)  # until this attempt trains (the first one: until its first checkpoint)
-        if attempt % 2:  # kill as soon as a checkpoint folder exists without its completion record
-            while proc.poll() is None and time.monotonic() < deadline and not _unfinished(run_dir):
-                time.sleep(0.0005)
-        else:
-            time.sleep(rng.uniform(0.0, 1.0))
-        if proc.poll() is not None:
-            out = proc.communicate()[0]
-            pytest.fail(f"attempt {attempt}: the run ended (exit {proc.returncode}) before it could be killed: {out[-3000:]}")
+        proc = launch(generator_args(tokens, run_dir, *args) if first else ["--resume", str(run_dir), "--no-progress"], nprocs=2)
+        try:
+            logged = len(_logged_steps(run_dir))
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline and (
+                    len(_logged_steps(run_dir)) <= logged or not complete_checkpoints(run_dir)):
+                time.sleep(0.01)  # until this attempt trains (the first one: until its first checkpoint)
+            if attempt % 2:  # kill as soon as a checkpoint folder exists without its completion record
+                while proc.poll() is None and time.monotonic() < deadline and not _unfinished(run_dir):
+                    time.sleep(0.0005)
+            else:
+                time.sleep(rng.uniform(0.0, 1.0))
+            if proc.poll() is not None:
+                out = finish(proc, 60)
+                pytest.fail(f"attempt {attempt}: the run ended (exit {proc.returncode}) before it could be killed: {out[-3000:]}")
+        except BaseException:
+            procs.kill_tree(proc)
+            raise
         _kill(proc)
         kills_in_save += bool(_unfinished(run_dir))
         finished = complete_checkpoints(run_dir)
@@ -222,7 +219,7 @@ def test_sigkill_at_random_moments_loses_at_most_one_interval(tokens, tmp_path):
         assert max(_logged_steps(run_dir)) - record["step"] <= every, "more than one interval lost"
     assert kills_in_save >= 1, "no kill landed inside a checkpoint write"
 
-    out = run(["--resume", str(run_dir), "--no-progress"], procs=2)
+    out = run(["--resume", str(run_dir), "--no-progress"], nprocs=2)
     assert "unfinished checkpoint(s)" in out or kills_in_save == 0
     assert not _unfinished(run_dir)
     assert held_out(run_dir) == pytest.approx(held_out(straight), rel=0.01)
@@ -249,21 +246,21 @@ def test_nothing_loaded_on_resume_is_unpickled(tokens, tmp_path):
     record["files"] = {name: len(evil) for name in record["files"]}
     (folder / COMPLETE).write_text(json.dumps(record))
     proc = launch(["--resume", str(run_dir), "--no-progress"])
-    out, _ = proc.communicate(timeout=300)
+    out = finish(proc, 300)
     assert proc.returncode != 0 and not marker.exists()
     assert out.strip().splitlines()[-1].startswith("error: "), out[-2000:]
     # and a completion record that is itself a pickle
     (folder / COMPLETE).write_bytes(evil)
     proc = launch(["--resume", str(run_dir), "--no-progress"])
-    out, _ = proc.communicate(timeout=300)
+    out = finish(proc, 300)
     assert proc.returncode != 0 and not marker.exists()
 
 
-def _error(args: list[str], procs: int = 1) -> str:
-    proc = launch(args, procs)
-    out, _ = proc.communicate(timeout=300)
+def _error(args: list[str], nprocs: int = 1) -> str:
+    proc = launch(args, nprocs)
+    out = finish(proc, 300)
     assert proc.returncode != 0, out[-2000:]
-    if procs == 1:  # (torchrun adds a report of its own on a process's failure)
+    if nprocs == 1:  # (torchrun adds a report of its own on a process's failure)
         assert "Traceback" not in out, out[-3000:]
     return [line for line in out.splitlines() if line.startswith("error: ")][-1]
 
@@ -275,7 +272,7 @@ def test_bad_resumes_stop_with_one_line_and_touch_nothing(tokens, tmp_path):
 
     assert "--model small would change the model" in _error(["--resume", str(run_dir), "--model", "small"])
     assert "--block frame would change the model" in _error(["--resume", str(run_dir), "--block", "frame"])
-    line = _error(["--resume", str(run_dir), "--no-progress"], procs=4)
+    line = _error(["--resume", str(run_dir), "--no-progress"], nprocs=4)
     assert "global batch of 6 clips" in line and "cannot be split evenly over 4 processes" in line
     assert "no such run folder" in _error(["--resume", str(tmp_path / "nowhere")])
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and "checkpoints" in p.parts} == saved
@@ -313,7 +310,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tokens, tmp_path):
         time.sleep(0.05)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    out = finish(proc, 120)
     assert "checkpoint saved, continue with --resume" in out, out[-2000:]
     step = json.loads((complete_checkpoints(run_dir)[-1] / "train_state.json").read_text())["step"]
     assert step >= 1
@@ -326,12 +323,12 @@ def test_tokenizer_trains_under_fsdp_and_resumes_on_one_process(tmp_path):
     small = ["--frames", "9", "--size", "32", "--batch-size", "2", "--train-clips", "8", "--val-clips", "2",
              "--eval-clips", "2", "--no-progress", "--lr", "1e-3", "--warmup", "1", "--steps", "4", "--eval-every", "4",
              "--sample-every", "4", "--ckpt-every", "2", "--log-every", "1", "--precision", "fp32"]
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+    proc = procs.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
                            str(free_port()), "-m", "nbp_ext.train", "tokenizer", "--run-dir", str(run_dir), *small,
                            "--parallel", "fsdp", "--stop-at", "2"], cwd=REPO, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert len(list(complete_checkpoints(run_dir)[-1].glob("*.safetensors"))) == 2
-    proc = subprocess.run([sys.executable, "-m", "nbp_ext.train", "tokenizer", "--resume", str(run_dir), "--no-progress"],
+    proc = procs.run([sys.executable, "-m", "nbp_ext.train", "tokenizer", "--resume", str(run_dir), "--no-progress"],
                           cwd=REPO, env=ENV, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "(step 2, 2 process(es), fsdp) on 1 process(es), none: micro-batches of 2 clips x 2 per step" in proc.stdout

@@ -30,6 +30,7 @@ struct RunConfig {
   int64_t batch = 0;                 // videos per run of the graphs; 0: the manifest's max_batch
   uint64_t seed = 0;
   int threads = 0;
+  double step_timeout = 600;         // seconds one graph run (or the engine loading) may take (watchdog.h)
   bool png = false;
   bool quiet = false;
   bool has_temperature = false, has_top_k = false, has_top_p = false, has_guidance_scale = false;

@@ -16,6 +16,7 @@
 
 #include "engine.h"
 #include "runner.h"
+#include "watchdog.h"
 
 namespace {
 
@@ -48,6 +49,8 @@ const char* kUsage =
     "  --tokens-out FILE   also write the token grids, int64 little-endian (N, T', H', W')\n"
     "  --backend NAME      auto (default), onnxruntime, onnxruntime-cuda (needs onnxruntime-gpu) or tensorrt\n"
     "  --threads N         CPU threads, 0..1024, 0 = all cores (default: 0)\n"
+    "  --step-timeout S    end with an error when one graph run (or loading the engines) takes longer\n"
+    "                      than S seconds: a stuck backend or device, 1..86400 (default: 600)\n"
     "  --quiet             no progress lines\n"
     "Every failure prints one line 'run_engine: error: ...' naming the option or file, and exits with:\n"
     "  0 ok\n"
@@ -56,7 +59,7 @@ const char* kUsage =
     "  3 bad manifest.json (missing, not JSON, a missing key, a wrong type or value)\n"
     "  4 bad engine or ONNX file (missing, truncated, wrong SHA-256, other graph or shapes)\n"
     "  5 bad context video (--context)\n"
-    "  6 failure while running (backend error, non-finite logits, out of memory)\n"
+    "  6 failure while running (backend error, non-finite logits, out of memory, --step-timeout)\n"
     "  7 cannot write the output (--output, --tokens-out: folder, permissions, disk space)\n";
 
 // An integer option in [lo, hi]; the message names the option and the range.
@@ -103,6 +106,12 @@ Status parse(int argc, char** argv, nbp::rt::RunConfig* cfg, bool* help) {
     else if (opt == "--threads") { NBP_RT_TRY(parse_int("--threads", val, 0, kMaxThreads, &n)); cfg->threads = static_cast<int>(n); }
     else if (opt == "--top-k") { NBP_RT_TRY(parse_int("--top-k", val, 0, kMaxId, &n)); cfg->sampling.top_k = n; cfg->has_top_k = true; }
     else if (opt == "--temperature") { NBP_RT_TRY(parse_double("--temperature", val, &cfg->sampling.temperature)); cfg->has_temperature = true; }
+    else if (opt == "--step-timeout") {
+      NBP_RT_TRY(parse_double("--step-timeout", val, &cfg->step_timeout));
+      if (cfg->step_timeout < 1 || cfg->step_timeout > 86400) {
+        return Err(ExitCode::kUsage, "--step-timeout: expected seconds >= 1 and <= 86400, got '", val, "'");
+      }
+    }
     else if (opt == "--top-p") { NBP_RT_TRY(parse_double("--top-p", val, &cfg->sampling.top_p)); cfg->has_top_p = true; }
     else if (opt == "--guidance-scale") { NBP_RT_TRY(parse_double("--guidance-scale", val, &cfg->sampling.guidance_scale)); cfg->has_guidance_scale = true; }
     else if (opt == "--backend") {
@@ -146,7 +155,11 @@ int main(int argc, char** argv) {
       std::printf("TensorRT backend: %s\n", nbp::rt::trt_backend_built() ? "built" : "not built");
       return 0;
     }
-    if (st.ok()) st = nbp::rt::run(cfg);
+    if (st.ok()) {
+      nbp::rt::watchdog_start(cfg.step_timeout);
+      st = nbp::rt::run(cfg);
+      nbp::rt::watchdog_stop();
+    }
     if (!st.ok()) {
       std::fprintf(stderr, "run_engine: error: %s\n", st.message().c_str());
       return static_cast<int>(st.code());

@@ -16,6 +16,7 @@
 #include "manifest.h"
 #include "session.h"
 #include "video_io.h"
+#include "watchdog.h"
 
 namespace nbp::rt {
 namespace {
@@ -144,6 +145,7 @@ Status run(const RunConfig& cfg) {
   BackendOptions bo;
   bo.threads = cfg.threads;
   bo.cuda = kind == BackendKind::kOnnxRuntimeCuda;
+  watchdog_enter("loading the engines");
   std::unique_ptr<Backend> backend;
   if (kind == BackendKind::kTensorRT) NBP_RT_TRY(make_trt_backend(bo, &backend));
   else NBP_RT_TRY(make_ort_backend(bo, &backend));
@@ -197,6 +199,7 @@ Status run(const RunConfig& cfg) {
       layout.to_grid(full.data(), grid.data());
       if (tokens_file) tokens_file.write(reinterpret_cast<const char*>(grid.data()), static_cast<std::streamsize>(grid.size() * 8));
       NBP_RT_TRY(session->decode(grid.data(), video.data()));
+      watchdog_enter("writing the video");
       Frames frames;
       video_to_frames(video.data(), m.video.frames, m.video.height, m.video.width, &frames);
       frames.fps_num = m.video.fps;

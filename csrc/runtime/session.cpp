@@ -4,6 +4,7 @@
 #include <string>
 
 #include "sampling.h"
+#include "watchdog.h"
 
 namespace nbp::rt {
 namespace {
@@ -233,6 +234,7 @@ Status Session::hybrid_first_block(int64_t count, const SamplingConfig& cfg, boo
     NBP_RT_TRY(feed_streams(token_in_, sampled_.data(), tok, tok, count));
     const int64_t position = s.prefix_len + 1 + j;
     NBP_RT_TRY(backend_->upload(position_.data(), &position, sizeof(position)));
+    watchdog_enter("the token-step graph");
     NBP_RT_TRY(token_step_->run());
     NBP_RT_TRY(append_kv(token_k_, token_v_, position, 1));
   }
@@ -262,6 +264,7 @@ Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefi
   NBP_RT_TRY(backend_->upload(seeds_.data(), seeds, static_cast<size_t>(count) * sizeof(int64_t)));
 
   // Prefill, then its keys and values become the first entries of the caches.
+  watchdog_enter("the prefill graph");
   NBP_RT_TRY(prefill_->run());
   NBP_RT_TRY(append_kv(prefill_k_, prefill_v_, 0, s.prefix_len + s.start_len()));
   // Block 0: drawn at once from the prefill's logits, or (hybrid start) token by token; `first` is
@@ -279,6 +282,7 @@ Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefi
   for (int64_t k = 1; k < s.num_blocks; ++k) {
     const int64_t position = s.first_block_position + (k - 1) * s.block_len;
     NBP_RT_TRY(backend_->upload(position_.data(), &position, sizeof(position)));
+    watchdog_enter("the block-step graph");
     NBP_RT_TRY(step_->run());
     NBP_RT_TRY(append_kv(new_k_, new_v_, position, s.block_len));
     NBP_RT_TRY(sample(count, static_cast<uint64_t>(first + k - 1), cfg, guided, logits_, s.block_len));
@@ -297,6 +301,7 @@ Status Session::generate(const int64_t* cond_prefix, const int64_t* uncond_prefi
 Status Session::decode(const int64_t* codes, float* video) {
   const ModelSpec& s = m_.model;
   NBP_RT_TRY(backend_->upload(codes_.data(), codes, static_cast<size_t>(s.grid[0] * s.grid[1] * s.grid[2]) * sizeof(int64_t)));
+  watchdog_enter("the decoder graph");
   NBP_RT_TRY(decoder_->run());
   NBP_RT_TRY(backend_->synchronize());
   return backend_->download(video, video_.data(), video_.bytes());
@@ -305,6 +310,7 @@ Status Session::decode(const int64_t* codes, float* video) {
 Status Session::encode(const float* video, int64_t* codes) {
   if (!encoder_) return Err(ExitCode::kUsage, "--context: this export has a class prefix, not context frames");
   NBP_RT_TRY(backend_->upload(enc_video_.data(), video, enc_video_.bytes()));
+  watchdog_enter("the encoder graph");
   NBP_RT_TRY(encoder_->run());
   NBP_RT_TRY(backend_->synchronize());
   return backend_->download(codes, enc_codes_.data(), enc_codes_.bytes());

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from .bad_files import collate_clips
 from .clip_cache import CachedClipDataset, build_clip_cache, cache_folder
 from .folder import VideoFileDataset, list_files, ucf101_files
+from .loader import LoaderOptions, make_loader
 from .training_order import ResumableSampler
 from .synthetic import BACKGROUNDS, SyntheticVideoDataset
 from .video_reader import ClipSpec
@@ -84,15 +85,19 @@ def default_workers(dataset: Dataset) -> int:
     return 0
 
 
-def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int | None = 0, drop_last: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
-    """Loader over a ``ResumableSampler`` (``loader.sampler.set_epoch(epoch, skip)``); bad files are dropped;
-    ``num_workers`` None: ``default_workers``."""
-    num_workers = default_workers(dataset) if num_workers is None else num_workers
+def worker_count(dataset: Dataset, options: LoaderOptions) -> int:
+    return default_workers(dataset) if options.num_workers is None else options.num_workers
+
+
+def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, options: LoaderOptions | None = None,
+                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """Loader over a ``ResumableSampler`` (``loader.sampler.set_epoch(epoch, skip)``); bad files are dropped.
+    ``options`` None: no worker processes; ``options.num_workers`` None: ``default_workers``."""
+    options = options or LoaderOptions(num_workers=0)
+    num_workers = worker_count(dataset, options)
     sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_clips, drop_last=drop_last, persistent_workers=num_workers > 0,
-                      pin_memory=torch.cuda.is_available())
+    return make_loader(dataset, batch_size, sampler, options, num_workers, collate_fn=collate_clips,
+                       drop_last=drop_last, persistent_workers=True, pin_memory=torch.cuda.is_available())
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, **defaults) -> None:

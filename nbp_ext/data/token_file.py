@@ -102,11 +102,23 @@ class TokenDataset(Dataset):
             raise ValueError(f"token folder {self.dir} is incomplete ({self.meta['done']} of {self.meta['num_items']} "
                              "items); run python -m nbp_ext.tokenize again to finish it")
         self.rows = int(self.meta["rows"])
-        self.tokens = np.load(self.dir / TOKENS, mmap_mode="r")
-        self.index = np.load(self.dir / INDEX, mmap_mode="r")
+        self._open()
         self.vocab_size = int(self.meta["vocab_size"])
         self.latent_shape = tuple(self.meta["latent_shape"])
         self.class_names = self.meta.get("info", {}).get("class_names")
+
+    def _open(self) -> None:
+        self.tokens = np.load(self.dir / TOKENS, mmap_mode="r")
+        self.index = np.load(self.dir / INDEX, mmap_mode="r")
+
+    def __getstate__(self) -> dict:
+        # sent to a loader worker without the token arrays (pickling a memory map copies its data);
+        # the worker maps the files again
+        return {k: v for k, v in self.__dict__.items() if k not in ("tokens", "index")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
 
     def __len__(self) -> int:
         return self.rows

@@ -8,6 +8,12 @@ file whose packets carry no times or whose seek misses.
 
 Any problem with a file (empty, truncated, not a video, no decoder, too short) raises
 ``VideoError`` naming the file and the reason, so callers can skip it.
+
+Frames are converted by a scaler each read owns, with one thread, never by PyAV's shared
+per-thread one (``VideoFrame.reformat``): that one keeps its libswscale slice threads between
+calls, and a process forked after using it (a loader worker) inherits a scaler whose threads do
+not exist there, so its next reconfiguration waits forever on them. Loader workers get their
+parallelism from processes, not from scaler threads.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
+
+SCALER_THREADS = 1  # libswscale slice threads per conversion (0: PyAV's automatic choice)
 
 
 class VideoError(Exception):
@@ -55,6 +64,13 @@ def _resized_size(width: int, height: int, size: int) -> tuple[int, int]:
     return max(size, round(width * size / height)), size
 
 
+def _to_rgb(scaler: VideoReformatter, frame: av.VideoFrame, size: int) -> np.ndarray:
+    """``frame`` as rgb24 (h, w, 3) uint8, short side resized to ``size`` (area averaging)."""
+    w, h = _resized_size(frame.width, frame.height, size)
+    return scaler.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA",
+                           threads=SCALER_THREADS).to_ndarray()
+
+
 def _decode(path: str, size: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """All frames, short side resized to ``size``: (times (N,), frames [(h, w, 3) uint8], native fps)."""
     if not os.path.isfile(path):
@@ -70,12 +86,11 @@ def _decode(path: str, size: int) -> tuple[np.ndarray, list[np.ndarray], float]:
                 raise VideoError(path, "unsupported codec (no decoder)")
             stream.thread_type = "AUTO"
             rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-            times, frames = [], []
+            times, frames, scaler = [], [], VideoReformatter()
             for frame in container.decode(stream):
-                w, h = _resized_size(frame.width, frame.height, size)
                 t = float(frame.time) if frame.time is not None else len(times) / rate
                 times.append(t)
-                frames.append(frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray())
+                frames.append(_to_rgb(scaler, frame, size))
     except VideoError:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError, EOFError) as e:
@@ -180,14 +195,14 @@ def _read_clip_seeking(path: str, spec: ClipSpec, rng: np.random.Generator | Non
         first, last = min(wanted), max(wanted)
         container.seek(first, stream=stream, backward=True, any_frame=False)
         converted: dict[int, np.ndarray] = {}
+        scaler = VideoReformatter()
         for frame in container.decode(stream):
             if frame.pts is None:
                 return None
             if not converted and frame.pts > first:  # the seek landed after the clip's first frame
                 return None
             if frame.pts in wanted and frame.pts not in converted:
-                w, h = _resized_size(frame.width, frame.height, spec.size)
-                converted[frame.pts] = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+                converted[frame.pts] = _to_rgb(scaler, frame, spec.size)
             if frame.pts >= last and len(converted) == len(wanted):
                 break
         if len(converted) != len(wanted):

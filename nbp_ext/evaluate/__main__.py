@@ -50,7 +50,7 @@ import torch
 from ..cli_errors import run_command
 from ..generate.sampling_config import add_sampling_arguments, resolve_sampling
 from ..runs import load_run
-from ..train.distributed import DistInfo, barrier, cleanup, setup_distributed
+from ..train.distributed import DEFAULT_DIST_TIMEOUT, DistInfo, barrier, cleanup, setup_distributed
 from .frechet import frechet_distance
 from .fvd import DEFAULT, PRESETS, describe, i3d_features, protocol_gaps
 from .i3d_weights import SOURCES, load_i3d
@@ -62,7 +62,7 @@ from .train_classifier import ClassifierTraining, split_dataset
 RESULT = "eval_samples.json"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m nbp_ext.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", "--run-dir", dest="run", required=True,
@@ -99,8 +99,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--runs-root", default="runs", help="where classifier folders are kept")
     ap.add_argument("--out", default=None, help=f"result JSON (default: RUN/{RESULT})")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (under torchrun: each process its GPU)")
+    ap.add_argument("--dist-timeout", type=float, default=DEFAULT_DIST_TIMEOUT, metavar="SEC",
+                    help="under torchrun: end with an error when the processes' start or a collective (a peer stuck "
+                         f"or gone) waits longer than SEC seconds (default {DEFAULT_DIST_TIMEOUT:g})")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return ap.parse_args(argv)
+    return ap
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    if not (args.dist_timeout > 0 and args.dist_timeout < float("inf")):
+        raise SystemExit(f"error: --dist-timeout must be a number of seconds > 0, got {args.dist_timeout}")
+    return args
 
 
 def evaluate(args: argparse.Namespace, dist: DistInfo) -> dict | None:
@@ -205,7 +215,7 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> dict | None:
 def main(argv: list[str] | None = None) -> dict | None:
     args = parse_args(argv)
     try:
-        dist = setup_distributed(args.device)
+        dist = setup_distributed(args.device, args.dist_timeout)
         result = evaluate(args, dist)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=None, help=f"clips per generator step (default {d.batch_size})")
     g.add_argument("--model", default=None, help=f"generator size (default {d.model})")
     g.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr:g})")
-    g.add_argument("--start", default=None,
+    g.add_argument("--start-block", dest="start", default=None,
                    help=f"first block: learned (one step from a learned start block, the paper's) or hybrid "
                         f"(token by token) (default {d.start})")
     g.add_argument("--frames", type=int, default=None, help=f"frames per clip, 1 + 4k (default {d.frames})")

@@ -58,7 +58,7 @@ class StudyConfig:
         if self.model not in GENERATOR_SIZES:
             raise ValueError(f"--model must be one of {sorted(GENERATOR_SIZES)}, got {self.model!r}")
         if self.start not in STARTS:
-            raise ValueError(f"--start must be one of {STARTS}, got {self.start!r}")
+            raise ValueError(f"--start-block must be one of {STARTS}, got {self.start!r}")
         if self.frames < 9 or (self.frames - 1) % 4:
             raise ValueError(f"--frames must be 1 + 4k and at least 9, got {self.frames}")
         latent_frames = 1 + (self.frames - 1) // 4

@@ -27,7 +27,7 @@ def generator_options(cfg: StudyConfig, spec: RunSpec, shared: SharedTokens, gri
     steps = cfg.steps
     return ["--tokens", str(shared.tokens), "--tokenizer", str(shared.tokenizer), "--model", cfg.model,
             "--block", block_arg(block_shape(spec.shape, grid)), "--condition", spec.task,
-            "--context-frames", str(cfg.context_frames), "--start", cfg.start, "--steps", str(steps),
+            "--context-frames", str(cfg.context_frames), "--start-block", cfg.start, "--steps", str(steps),
             "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--warmup", str(min(cfg.warmup, steps)),
             "--seed", str(spec.seed), "--eval-every", str(steps), "--sample-every", str(steps),
             "--ckpt-every", str(max(1, steps // 4)), "--num-workers", "0", "--device", cfg.device,

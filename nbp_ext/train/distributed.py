@@ -1,13 +1,23 @@
-"""Several processes (``torchrun``): set up from the environment, reduce metrics, main-process checks."""
+"""Several processes (``torchrun``): set up from the environment, reduce metrics, main-process checks.
+
+Every wait among the processes is bounded by ``timeout`` (``--dist-timeout``): the start, where a
+process that never joins ends the others with an error naming how many joined, and every
+collective, where a peer that is stuck or gone ends the rest with gloo's or NCCL's timeout error
+(torchrun then stops the job). The bound sits above the longest time the other processes wait
+for the main one alone (its evaluation, samples and checkpoint writes).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+DEFAULT_DIST_TIMEOUT = 1800.0  # seconds
 
 
 @dataclass
@@ -34,7 +44,7 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def setup_distributed(device: str = "auto") -> DistInfo:
+def setup_distributed(device: str = "auto", timeout: float = DEFAULT_DIST_TIMEOUT) -> DistInfo:
     """Reads RANK / WORLD_SIZE / LOCAL_RANK set by torchrun; one process when they are absent."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     dev = pick_device(device)
@@ -45,7 +55,12 @@ def setup_distributed(device: str = "auto") -> DistInfo:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        try:
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout))
+        except dist.DistError as e:
+            where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+            raise TimeoutError(f"process {rank} of {world}: the processes did not all join at {where} within "
+                               f"{timeout:g} s (--dist-timeout): {' '.join(str(e).split())[:300]}") from None
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
 
 

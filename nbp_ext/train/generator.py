@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
 from ..data import TokenDataset
+from ..data.loader import make_loader
 from ..data.training_order import TrainingOrder
 from ..models import Generator
 from ..models.generator_config import generator_config_from_name
@@ -126,9 +126,9 @@ class GeneratorStage(Stage):
     def loader(self, order: TrainingOrder):
         # no shuffling of its own: the order is the loop's; the loader's generator keeps epochs from
         # drawing on the global RNG, which the condition dropout uses and a checkpoint restores
-        return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=order, num_workers=self.cfg.num_workers or 0,
-                          drop_last=True, persistent_workers=False, pin_memory=self.info.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(self.cfg.seed))
+        return make_loader(self.train_set, self.cfg.batch_size, order, self.cfg.loader_options(),
+                           self.cfg.num_workers or 0, drop_last=True, pin_memory=self.info.device.type == "cuda",
+                           generator=torch.Generator().manual_seed(self.cfg.seed))
 
     def loss(self, call, batch):
         device = self.info.device

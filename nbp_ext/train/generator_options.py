@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--condition", choices=CONDITIONS, default=d.condition, help="class labels, first latent frames, or none")
     g.add_argument("--context-frames", type=int, default=d.context_frames, help="latent frames given for --condition frames")
     g.add_argument("--cond-dropout", type=float, default=d.cond_dropout, help="share of clips trained with the null class (for guidance)")
-    g.add_argument("--start", choices=STARTS, default=d.start,
+    g.add_argument("--start-block", dest="start", choices=STARTS, default=d.start,
                    help="first video block: a learned start block (one step) or hybrid (token by token, then blocks)")
     add_loop_arguments(p, d, "generator", eval_what="held-out token loss", sample_what="a grid of generated videos")
     g = p.add_argument_group("sample videos")

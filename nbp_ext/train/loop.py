@@ -4,8 +4,9 @@ judge classifier.
 A stage (``Stage`` below) supplies its model, data, loss and what it evaluates; ``train`` does the
 rest: processes and parallelism (``parallel.py``), micro-batches and accumulation, precision,
 clipping, the warmup-cosine schedule, the time budget, the progress bar, TensorBoard and
-``metrics.jsonl``, evaluation / sample / checkpoint intervals, Ctrl-C that saves, and resume from
-the latest finished checkpoint (``checkpoint.py``) on any number of processes.
+``metrics.jsonl``, evaluation / sample / checkpoint intervals, Ctrl-C that saves, a stalled loader
+that saves and names its file, and resume from the latest finished checkpoint (``checkpoint.py``)
+on any number of processes.
 
 The hot path does not wait for the device: losses are read on the host only at logging steps.
 """
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from ..data.loader import LoaderStalled
 from ..data.training_order import TrainingOrder
 from .checkpoint import (CheckpointError, Checkpointer, Part, latest_checkpoint, load_parts, read_train_state,
                          remove_unfinished)
@@ -183,7 +185,7 @@ class _Batches:
 
 def train(cfg: LoopOptions, build_stage: Callable[[LoopOptions, DistInfo], Stage], model_options: tuple[str, ...] = ()) -> Path:
     """Train (or resume) the stage ``build_stage(cfg, info)`` returns; returns the run folder."""
-    info = setup_distributed(cfg.device)
+    info = setup_distributed(cfg.device, cfg.dist_timeout)
     try:
         return _train(cfg, build_stage, model_options, info)
     except BaseException:
@@ -289,7 +291,7 @@ def _train(cfg: LoopOptions, build_stage, model_options, info: DistInfo) -> Path
             last_sample = path or last_sample
         barrier(info)
 
-    interrupted = False
+    interrupted, stalled = False, None
     data_seconds, window_start = 0.0, time.perf_counter()
     try:
         while step < stop_at:
@@ -351,6 +353,15 @@ def _train(cfg: LoopOptions, build_stage, model_options, info: DistInfo) -> Path
                     checkpoint()
     except KeyboardInterrupt:
         interrupted = True
+    except LoaderStalled as e:
+        stalled = e
+    if stalled is not None:
+        bar.close()
+        if info.enabled:  # the other processes are inside a step: a collective checkpoint would wait on them
+            raise LoaderStalled(f"{stalled}; the last periodic checkpoint stands (continue with --resume {run_dir})") from None
+        with keep_rng():
+            checkpoint(final=True)
+        raise LoaderStalled(f"{stalled}; checkpoint saved at step {step}, continue with --resume {run_dir}") from None
     if interrupted:
         with keep_rng():
             checkpoint(final=True)

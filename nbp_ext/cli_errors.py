@@ -2,9 +2,10 @@
 never a traceback unless ``NBP_DEBUG=1`` asks for one.
 
 Exit codes: 0 done; 1 an error the command names (a bad option value, a missing, empty, truncated or
-corrupt file, a config field, too many bad videos, a bounded wait that ran out); 2 a command line the parser rejects (argparse's
-own code); 3 an unexpected failure (a bug: the line says so, ``NBP_DEBUG=1`` shows the traceback);
-130 interrupted by Ctrl-C (training has saved a checkpoint and said how to resume).
+corrupt file, a config field, too many bad videos, a bounded wait that ran out); 2 a command line the
+parser rejects (argparse's own code); 3 an unexpected failure (a bug: the line says so,
+``NBP_DEBUG=1`` shows the traceback); 130 interrupted by Ctrl-C (training has saved a checkpoint and
+said how to resume).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ DEBUG_ENV = "NBP_DEBUG"
 
 def debug() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def check_seconds(flag: str, value: float) -> float:
+    """``value`` as a bound on a wait: a finite number of seconds > 0, else a ValueError naming ``flag``."""
+    if not (value > 0 and value < float("inf")):
+        raise ValueError(f"{flag} must be a number of seconds > 0, got {value}")
+    return value
 
 
 def one_line(message: object, limit: int = 2000) -> str:

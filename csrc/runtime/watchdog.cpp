@@ -1,5 +1,6 @@
 #include "watchdog.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -46,12 +47,20 @@ void watch(double limit_s) {
   }
 }
 
+// The tests' stand-in for a hung backend (watchdog.h).
+void stall_if_asked(const char* stage) {
+  static const char* const stall = std::getenv("NBP_RUN_ENGINE_STALL");
+  if (stall != nullptr && std::strcmp(stall, stage) == 0) {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+}
+
 }  // namespace
 
 void watchdog_enter(const char* stage) {
   g_since_ns.store(now_ns());
   g_stage.store(stage);
-  watchdog_test_stall(stage);
+  stall_if_asked(stage);
 }
 
 void watchdog_start(double limit_s) {
@@ -67,13 +76,6 @@ void watchdog_stop() {
   }
   g_cv.notify_all();
   if (g_thread.joinable()) g_thread.join();
-}
-
-void watchdog_test_stall(const char* stage) {
-  static const char* const stall = std::getenv("NBP_RUN_ENGINE_STALL");
-  if (stall != nullptr && std::strcmp(stall, stage) == 0) {
-    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-  }
 }
 
 }  // namespace nbp::rt

@@ -16,8 +16,7 @@ void watchdog_enter(const char* stage);
 // Stops the thread (at the end of main); idempotent.
 void watchdog_stop();
 
-// For the tests of the watchdog itself: where NBP_RUN_ENGINE_STALL names a stage, entering it
-// sleeps forever, as a hung backend would.
-void watchdog_test_stall(const char* stage);
+// For the tests of the watchdog itself: where the environment variable NBP_RUN_ENGINE_STALL names a
+// stage, entering it sleeps forever, as a hung backend would.
 
 }  // namespace nbp::rt

@@ -27,6 +27,8 @@ from typing import Callable
 
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from ..cli_errors import check_seconds
+
 WORKER_STARTS = ("forkserver", "spawn", "fork")
 DEFAULT_WORKER_START = "forkserver"
 WORKER_START_ENV = "NBP_WORKER_START"
@@ -49,8 +51,7 @@ class LoaderOptions:
     def __post_init__(self):
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num-workers must be >= 0, got {self.num_workers}")
-        if not (self.loader_timeout > 0 and self.loader_timeout < float("inf")):
-            raise ValueError(f"--loader-timeout must be a number of seconds > 0, got {self.loader_timeout}")
+        check_seconds("--loader-timeout", self.loader_timeout)
         if self.worker_start is not None:
             resolve_worker_start(self.worker_start)
 

@@ -47,10 +47,10 @@ from pathlib import Path
 
 import torch
 
-from ..cli_errors import run_command
+from ..cli_errors import check_seconds, run_command
 from ..generate.sampling_config import add_sampling_arguments, resolve_sampling
 from ..runs import load_run
-from ..train.distributed import DEFAULT_DIST_TIMEOUT, DistInfo, barrier, cleanup, setup_distributed
+from ..train.distributed import DistInfo, add_dist_timeout_argument, barrier, cleanup, setup_distributed
 from .frechet import frechet_distance
 from .fvd import DEFAULT, PRESETS, describe, i3d_features, protocol_gaps
 from .i3d import LAYOUTS
@@ -103,17 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--runs-root", default="runs", help="where classifier folders are kept")
     ap.add_argument("--out", default=None, help=f"result JSON (default: RUN/{RESULT})")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (under torchrun: each process its GPU)")
-    ap.add_argument("--dist-timeout", type=float, default=DEFAULT_DIST_TIMEOUT, metavar="SEC",
-                    help="under torchrun: end with an error when the processes' start or a collective (a peer stuck "
-                         f"or gone) waits longer than SEC seconds (default {DEFAULT_DIST_TIMEOUT:g})")
+    add_dist_timeout_argument(ap)
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if not (args.dist_timeout > 0 and args.dist_timeout < float("inf")):
-        raise SystemExit(f"error: --dist-timeout must be a number of seconds > 0, got {args.dist_timeout}")
+    check_seconds("--dist-timeout", args.dist_timeout)
     return args
 
 

@@ -9,6 +9,7 @@ for the main one alone (its evaluation, samples and checkpoint writes).
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +19,13 @@ import torch
 import torch.distributed as dist
 
 DEFAULT_DIST_TIMEOUT = 1800.0  # seconds
+
+
+def add_dist_timeout_argument(g: argparse._ArgumentGroup, default: float = DEFAULT_DIST_TIMEOUT) -> None:
+    """``--dist-timeout SEC`` (dest ``dist_timeout``), for every command that runs under torchrun."""
+    g.add_argument("--dist-timeout", type=float, default=default, metavar="SEC",
+                   help="under torchrun: end with an error when the processes' start or a collective (a peer stuck "
+                        f"or gone) waits longer than SEC seconds (default {default:g})")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..data import TokenDataset
+from ..data.builder import worker_count
 from ..data.loader import make_loader
 from ..data.training_order import TrainingOrder
 from ..models import Generator
@@ -126,8 +127,9 @@ class GeneratorStage(Stage):
     def loader(self, order: TrainingOrder):
         # no shuffling of its own: the order is the loop's; the loader's generator keeps epochs from
         # drawing on the global RNG, which the condition dropout uses and a checkpoint restores
-        return make_loader(self.train_set, self.cfg.batch_size, order, self.cfg.loader_options(),
-                           self.cfg.num_workers or 0, drop_last=True, pin_memory=self.info.device.type == "cuda",
+        options = self.cfg.loader_options()
+        return make_loader(self.train_set, self.cfg.batch_size, order, options, worker_count(self.train_set, options),
+                           drop_last=True, pin_memory=self.info.device.type == "cuda",
                            generator=torch.Generator().manual_seed(self.cfg.seed))
 
     def loss(self, call, batch):

@@ -10,7 +10,8 @@ import argparse
 from dataclasses import dataclass
 
 from ..data.loader import DEFAULT_LOADER_TIMEOUT, LoaderOptions, add_loader_arguments
-from .distributed import DEFAULT_DIST_TIMEOUT
+from ..cli_errors import check_seconds
+from .distributed import DEFAULT_DIST_TIMEOUT, add_dist_timeout_argument
 from .parallel import PARALLEL
 from .precision import PRECISIONS
 
@@ -67,8 +68,7 @@ class LoopOptions:
         if not 0 <= self.lr_floor <= 1:
             raise ValueError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         self.loader_options()  # checks the loader's options
-        if not (self.dist_timeout > 0 and self.dist_timeout < float("inf")):
-            raise ValueError(f"--dist-timeout must be a number of seconds > 0, got {self.dist_timeout}")
+        check_seconds("--dist-timeout", self.dist_timeout)
 
     def loader_options(self) -> LoaderOptions:
         return LoaderOptions(self.num_workers, self.worker_start, self.loader_timeout)
@@ -121,9 +121,7 @@ def add_loop_arguments(p: argparse.ArgumentParser, d: LoopOptions, stage: str, e
                         "ddp or fsdp)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--dist-timeout", type=float, default=d.dist_timeout, metavar="SEC",
-                   help="under torchrun: end with an error when the processes' start or a collective (a peer stuck "
-                        f"or gone) waits longer than SEC seconds (default {d.dist_timeout:g})")
+    add_dist_timeout_argument(g, d.dist_timeout)
     add_loader_arguments(g, d.loader_options())
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
